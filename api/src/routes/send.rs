@@ -1,0 +1,216 @@
+//! `POST /api/v1/send`: validate, store the record durably, enqueue, answer 202.
+
+use std::sync::Arc;
+
+use alloy::primitives::keccak256;
+use apalis::prelude::TaskSink;
+use fluxus_shared::{
+    address::parse_recipient,
+    amount::Amount,
+    memo::Memo,
+    queue::SendJob,
+    record::{JobStatus, PaymentRecord, now_ms},
+    store::Created,
+};
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
+use tracing::{info, warn};
+
+use crate::{
+    auth::ApiKey,
+    problem::ProblemResponse,
+    state::AppState,
+    views::{JobView, job_view},
+};
+
+/// A stored record still `queued` this long after acceptance may have lost its job (the API
+/// died between storing and enqueueing); an idempotent retry enqueues it again.
+const REQUEUE_AFTER_MS: u64 = 10_000;
+const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+
+/// A payment to make.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Recipient: `0x` + 40 hex digits, EIP-55 checksummed when mixed case.
+    pub to: String,
+    /// Decimal string with at most 6 fractional digits, e.g. `"1.25"`.
+    pub amount: String,
+    /// Token symbol (any case) or address; default pathUSD.
+    pub token: Option<String>,
+    /// Up to 32 UTF-8 bytes of text, or `0x` + 64 hex digits as raw bytes32.
+    pub memo: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum SendResponse {
+    /// Accepted: the record is durable and the job queued.
+    #[oai(status = 202)]
+    Accepted(
+        Json<JobView>,
+        /// `true` when this answers a repeat of an earlier request with the same key.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
+}
+
+pub struct SendApi;
+
+/// A validated request, ready to become a record.
+struct Payment {
+    to: alloy::primitives::Address,
+    token: alloy::primitives::Address,
+    amount: Amount,
+    memo: Option<Memo>,
+}
+
+fn validate(state: &AppState, req: &SendRequest) -> Result<Payment, ProblemResponse> {
+    let to = parse_recipient(&req.to).map_err(|e| ProblemResponse::invalid_field("to", e))?;
+    let amount =
+        Amount::parse(&req.amount).map_err(|e| ProblemResponse::invalid_field("amount", e))?;
+    let tokens = &state.config.common.tokens;
+    let token = match req.token.as_deref() {
+        None => tokens.all()[0].address,
+        Some(t) => {
+            tokens
+                .resolve(t)
+                .map_err(|e| ProblemResponse::invalid_field("token", e))?
+                .address
+        }
+    };
+    let memo = req
+        .memo
+        .as_deref()
+        .map(Memo::parse)
+        .transpose()
+        .map_err(|e| ProblemResponse::invalid_field("memo", e))?;
+    Ok(Payment {
+        to,
+        token,
+        amount,
+        memo,
+    })
+}
+
+fn validate_idempotency_key(key: &str) -> Result<(), ProblemResponse> {
+    let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN || !printable {
+        return Err(ProblemResponse::invalid_field(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+impl Payment {
+    /// Identifies the request's meaning, to tell a replay from a reused key.
+    fn fingerprint(&self) -> String {
+        let memo = self.memo.map(|m| m.hex()).unwrap_or_default();
+        let canonical = format!(
+            "send|{:#x}|{:#x}|{}|{memo}",
+            self.to,
+            self.token,
+            self.amount.base_units()
+        );
+        format!("{:x}", keccak256(canonical.as_bytes()))
+    }
+
+    fn into_record(self) -> PaymentRecord {
+        let now = now_ms();
+        PaymentRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            kind: "send".into(),
+            status: JobStatus::Queued,
+            fingerprint: self.fingerprint(),
+            to: self.to,
+            token: self.token,
+            amount: self.amount.base_units(),
+            memo: self.memo.map(|m| m.bytes32()),
+            attempts: Vec::new(),
+            block_number: None,
+            fee: None,
+            reason: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        }
+    }
+}
+
+#[OpenApi]
+impl SendApi {
+    /// Send a TIP-20 payment.
+    ///
+    /// Answers 202 once the payment is durably stored and queued; poll the job's link for its
+    /// status. Repeat a request with the same `Idempotency-Key` to get the same job back.
+    #[oai(path = "/api/v1/send", method = "post", operation_id = "send")]
+    async fn send(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: ApiKey,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: Json<SendRequest>,
+    ) -> Result<SendResponse, ProblemResponse> {
+        auth.check(state.config.api_key.expose())?;
+        let key = idempotency_key.0.as_deref();
+        if let Some(key) = key {
+            validate_idempotency_key(key)?;
+        }
+        let record = validate(&state, &body.0)?.into_record();
+
+        let created = state.store.create(&record, key).await.map_err(|e| {
+            warn!(cause = %e, "could not store payment");
+            ProblemResponse::unavailable("the payment store")
+        })?;
+        match created {
+            Created::New => {
+                enqueue(&state, &record.id, key).await?;
+                state.metrics.accepted("send");
+                info!(payment_id = %record.id, "payment accepted");
+                Ok(SendResponse::Accepted(
+                    Json(job_view(&record, &state.config.common.tokens)),
+                    None,
+                ))
+            }
+            Created::Existing { fingerprint, id } if fingerprint == record.fingerprint => {
+                replay(&state, &id).await
+            }
+            Created::Existing { id, .. } => Err(ProblemResponse::idempotency_reused(&id)),
+        }
+    }
+}
+
+/// Pushes the job; if that fails the record is removed again, so nothing is left behind.
+async fn enqueue(state: &AppState, id: &str, key: Option<&str>) -> Result<(), ProblemResponse> {
+    let job = SendJob {
+        payment_id: id.to_owned(),
+    };
+    if let Err(e) = state.queue.clone().push(job).await {
+        warn!(payment_id = id, cause = %e, "could not enqueue payment; discarding it");
+        if let Err(e) = state.store.discard(id, key).await {
+            warn!(payment_id = id, cause = %e, "could not discard unqueued payment");
+        }
+        return Err(ProblemResponse::unavailable("the job queue"));
+    }
+    Ok(())
+}
+
+async fn replay(state: &AppState, id: &str) -> Result<SendResponse, ProblemResponse> {
+    let record = state
+        .store
+        .get(id)
+        .await
+        .map_err(|_| ProblemResponse::unavailable("the payment store"))?
+        .ok_or_else(|| ProblemResponse::unavailable("the payment store"))?;
+    // Duplicate jobs are harmless (the worker drives a payment from its record under a lock).
+    if record.status == JobStatus::Queued && now_ms() - record.created_at_ms > REQUEUE_AFTER_MS {
+        let job = SendJob {
+            payment_id: id.to_owned(),
+        };
+        if let Err(e) = state.queue.clone().push(job).await {
+            warn!(payment_id = id, cause = %e, "could not re-enqueue stale payment");
+        }
+    }
+    let view = job_view(&record, &state.config.common.tokens);
+    Ok(SendResponse::Accepted(Json(view), Some("true".into())))
+}

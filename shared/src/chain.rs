@@ -1,0 +1,238 @@
+//! The Tempo node, as Fluxus uses it: balances, lane nonces, gas, broadcast, receipts, logs.
+//!
+//! Node errors are sorted here into what callers branch on: a definite refusal, a revert, or a
+//! transient fault (the node could not be asked) after which nothing is known.
+
+use std::time::Duration;
+
+use alloy::{
+    consensus::BlockHeader,
+    network::ReceiptResponse,
+    primitives::{Address, B256, Bytes, U256},
+    providers::{Provider, RootProvider},
+    rpc::types::{Filter, Log, TransactionRequest},
+    sol_types::SolEvent,
+    transports::{RpcError, TransportErrorKind},
+};
+use tempo_alloy::{
+    TempoNetwork,
+    contracts::precompiles::{ITIP20, ITIP20::ITIP20Errors},
+    primitives::transaction::Call,
+    provider::TempoProviderExt,
+    rpc::TempoTransactionRequest,
+};
+
+/// Tempo gas prices are in 10^-18 USD per gas; fee tokens have 6 decimals.
+const GAS_PRICE_SCALE: u128 = 1_000_000_000_000;
+/// Headroom over the node's gas estimate.
+const GAS_ESTIMATE_MARGIN_PERCENT: u64 = 25;
+const RPC_TIMEOUT_SECS: u64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The node could not be reached or did not answer; nothing is known.
+    #[error("node unreachable: {0}")]
+    Transient(String),
+    /// The call would revert; the string says why in words.
+    #[error("{0}")]
+    Reverted(String),
+    /// The node answered with an error.
+    #[error("node refused: {0}")]
+    Refused(String),
+}
+
+impl ChainError {
+    fn from_rpc(err: RpcError<TransportErrorKind>) -> Self {
+        match err.as_error_resp() {
+            Some(payload) => {
+                if let Some(e) = payload.as_decoded_interface_error::<ITIP20Errors>() {
+                    return Self::Reverted(describe_tip20_error(&e));
+                }
+                let message = payload.message.to_string();
+                if message.contains("revert") {
+                    Self::Reverted(message)
+                } else {
+                    Self::Refused(format!("{} (code {})", message, payload.code))
+                }
+            }
+            None => Self::Transient(err.to_string()),
+        }
+    }
+}
+
+fn describe_tip20_error(e: &ITIP20Errors) -> String {
+    match e {
+        ITIP20Errors::InsufficientBalance(b) => format!(
+            "insufficient token balance: the sender holds {} base units of {} and the payment \
+             needs {}",
+            b.available, b.token, b.required
+        ),
+        ITIP20Errors::InvalidRecipient(_) => "the recipient cannot receive this token".into(),
+        ITIP20Errors::PolicyForbids(_) => "the token's transfer policy forbids this".into(),
+        ITIP20Errors::ContractPaused(_) => "the token is paused".into(),
+        other => format!("the token refused the transfer ({other:?})"),
+    }
+}
+
+/// How a broadcast went.
+#[derive(Debug)]
+pub enum Broadcast {
+    /// The node took it (or already had it).
+    Accepted,
+    /// The lane nonce is already used: by this very transaction, or by another.
+    NonceTaken,
+}
+
+/// The part of a receipt a payment needs.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub success: bool,
+    pub block_number: u64,
+    pub fee_token: Option<Address>,
+    pub fee_base_units: u128,
+}
+
+#[derive(Clone)]
+pub struct Chain {
+    provider: RootProvider<TempoNetwork>,
+}
+
+async fn timed<T>(
+    fut: impl Future<Output = Result<T, RpcError<TransportErrorKind>>>,
+) -> Result<T, ChainError> {
+    match tokio::time::timeout(Duration::from_secs(RPC_TIMEOUT_SECS), fut).await {
+        Ok(result) => result.map_err(ChainError::from_rpc),
+        Err(_) => Err(ChainError::Transient(format!(
+            "no answer within {RPC_TIMEOUT_SECS} s"
+        ))),
+    }
+}
+
+impl Chain {
+    pub fn connect(url: &str) -> Result<Self, String> {
+        let url = url.parse().map_err(|_| "is not a valid URL".to_string())?;
+        Ok(Self {
+            provider: RootProvider::new_http(url),
+        })
+    }
+
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        timed(self.provider.get_chain_id().into_future()).await
+    }
+
+    pub async fn block_number(&self) -> Result<u64, ChainError> {
+        timed(self.provider.get_block_number().into_future()).await
+    }
+
+    pub async fn balance_of(&self, token: Address, owner: Address) -> Result<U256, ChainError> {
+        let contract = ITIP20::new(token, &self.provider);
+        let call = contract.balanceOf(owner);
+        match tokio::time::timeout(Duration::from_secs(RPC_TIMEOUT_SECS), call.call()).await {
+            Ok(Ok(balance)) => Ok(balance),
+            Ok(Err(e)) => Err(ChainError::Transient(e.to_string())),
+            Err(_) => Err(ChainError::Transient("balanceOf timed out".into())),
+        }
+    }
+
+    /// The next nonce of a lane, as of the latest block.
+    pub async fn lane_nonce(&self, sender: Address, nonce_key: u64) -> Result<u64, ChainError> {
+        let fut = self
+            .provider
+            .get_transaction_count_with_nonce_key(sender, U256::from(nonce_key));
+        match tokio::time::timeout(Duration::from_secs(RPC_TIMEOUT_SECS), fut).await {
+            Ok(Ok(nonce)) => Ok(nonce),
+            Ok(Err(e)) => Err(ChainError::Transient(e.to_string())),
+            Err(_) => Err(ChainError::Transient("nonce query timed out".into())),
+        }
+    }
+
+    pub async fn gas_price(&self) -> Result<u128, ChainError> {
+        timed(self.provider.get_gas_price().into_future()).await
+    }
+
+    /// Gas for the calls, with headroom; a revert comes back as [`ChainError::Reverted`].
+    pub async fn estimate_gas(
+        &self,
+        from: Address,
+        call: &Call,
+        fee_token: Address,
+    ) -> Result<u64, ChainError> {
+        let request = TempoTransactionRequest {
+            inner: TransactionRequest::default()
+                .from(from)
+                .to(*call.to.to().expect("transfers call an address"))
+                .input(call.input.clone().into()),
+            fee_token: Some(fee_token),
+            ..Default::default()
+        };
+        let gas = timed(self.provider.estimate_gas(request).into_future()).await?;
+        Ok(gas + gas * GAS_ESTIMATE_MARGIN_PERCENT / 100)
+    }
+
+    pub async fn send_raw(&self, raw: &Bytes) -> Result<Broadcast, ChainError> {
+        match timed(self.provider.send_raw_transaction(raw)).await {
+            Ok(_) => Ok(Broadcast::Accepted),
+            Err(ChainError::Refused(message)) => {
+                let lower = message.to_lowercase();
+                if lower.contains("already known") || lower.contains("already imported") {
+                    Ok(Broadcast::Accepted)
+                } else if lower.contains("nonce too low") {
+                    Ok(Broadcast::NonceTaken)
+                } else {
+                    Err(ChainError::Refused(message))
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    pub async fn receipt(&self, hash: B256) -> Result<Option<Receipt>, ChainError> {
+        let receipt = timed(self.provider.get_transaction_receipt(hash).into_future()).await?;
+        Ok(receipt.and_then(|r| {
+            let gas = r.gas_used() as u128 * r.effective_gas_price();
+            Some(Receipt {
+                success: r.status(),
+                block_number: r.block_number()?,
+                fee_token: r.fee_token,
+                fee_base_units: gas.div_ceil(GAS_PRICE_SCALE),
+            })
+        }))
+    }
+
+    /// TIP-20 `Transfer` and `TransferWithMemo` logs of `tokens` from or to `account`.
+    pub async fn transfer_logs(
+        &self,
+        tokens: &[Address],
+        account: Address,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<Log>, ChainError> {
+        let base = Filter::new()
+            .address(tokens.to_vec())
+            .event_signature(vec![
+                ITIP20::Transfer::SIGNATURE_HASH,
+                ITIP20::TransferWithMemo::SIGNATURE_HASH,
+            ])
+            .from_block(from_block)
+            .to_block(to_block);
+        let outgoing = base.clone().topic1(account.into_word());
+        let incoming = base.topic2(account.into_word());
+        let (mut logs, incoming) = tokio::try_join!(
+            timed(self.provider.get_logs(&outgoing)),
+            timed(self.provider.get_logs(&incoming)),
+        )?;
+        logs.extend(incoming);
+        Ok(logs)
+    }
+
+    /// A block's timestamp in Unix seconds.
+    pub async fn block_timestamp(&self, number: u64) -> Result<Option<u64>, ChainError> {
+        let block = timed(
+            self.provider
+                .get_block_by_number(number.into())
+                .into_future(),
+        )
+        .await?;
+        Ok(block.map(|b| b.header.timestamp()))
+    }
+}

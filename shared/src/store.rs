@@ -1,0 +1,300 @@
+//! Payment records, idempotency keys and leases in Redis.
+//!
+//! Key layout (every key Fluxus owns starts with `fluxus:`):
+//! - `fluxus:payment:{id}`: the [`PaymentRecord`] as JSON.
+//! - `fluxus:idem:{key}`: `{fingerprint}|{payment id}`, kept [`IDEMPOTENCY_TTL_SECS`].
+//! - `fluxus:lock:payment:{id}`: the worker currently driving a payment.
+//! - `fluxus:lane:{sender}:{nonce key}`: the worker leasing a nonce lane.
+//! - `fluxus:metrics:*`: job outcome counters and the latency histogram shared by all workers.
+//!
+//! A record and its idempotency key are written by one Lua script, so a request is either
+//! wholly accepted or leaves nothing behind.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+
+use crate::record::PaymentRecord;
+
+/// Idempotency keys live 48 hours (the promise to clients is at least 24 hours).
+pub const IDEMPOTENCY_TTL_SECS: u64 = 48 * 3600;
+/// A slow Redis answer is not a dead Redis: wait this long before giving up on a reply.
+pub const REDIS_RESPONSE_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("corrupt payment record {id}: {source}")]
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Result of trying to create a payment under an idempotency key.
+#[derive(Debug)]
+pub enum Created {
+    /// The record was stored now.
+    New,
+    /// The key was already used; here is what it points to.
+    Existing { fingerprint: String, id: String },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+}
+
+pub fn payment_key(id: &str) -> String {
+    format!("fluxus:payment:{id}")
+}
+
+fn idempotency_key(key: &str) -> String {
+    format!("fluxus:idem:{key}")
+}
+
+fn lock_key(id: &str) -> String {
+    format!("fluxus:lock:payment:{id}")
+}
+
+fn lane_key(sender: &Address, nonce_key: u64) -> String {
+    format!("fluxus:lane:{sender:#x}:{nonce_key}")
+}
+
+const METRICS_JOBS_KEY: &str = "fluxus:metrics:jobs";
+const METRICS_LATENCY_KEY: &str = "fluxus:metrics:latency";
+/// Upper bounds (ms) of the accept-to-confirmed latency histogram buckets.
+pub const LATENCY_BUCKETS_MS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+];
+
+const CREATE_SCRIPT: &str = r#"
+if #KEYS == 2 then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return existing end
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+"#;
+
+/// Sets a lease only if it is free or already ours; refreshes its TTL either way.
+const LEASE_SCRIPT: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// Writes a record only while `holder` holds the payment's lock: a worker that lost its lock
+/// (it stalled past the TTL and another took over) can no longer change the payment.
+const SAVE_LOCKED_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"#;
+
+const RELEASE_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// Opens a self-reconnecting connection with a response timeout long enough to ride out a
+/// short stall.
+pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_millis(REDIS_RESPONSE_TIMEOUT_MS)))
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    client.get_connection_manager_with_config(config).await
+}
+
+impl Store {
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self { conn }
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Stores a new record, guarded by an idempotency key when one is given.
+    pub async fn create(
+        &self,
+        record: &PaymentRecord,
+        idempotency: Option<&str>,
+    ) -> Result<Created, StoreError> {
+        let json = serde_json::to_string(record).expect("a record always serializes");
+        let script = Script::new(CREATE_SCRIPT);
+        let mut invocation = script.key(payment_key(&record.id));
+        if let Some(key) = idempotency {
+            invocation.key(idempotency_key(key));
+        }
+        invocation
+            .arg(json)
+            .arg(format!("{}|{}", record.fingerprint, record.id))
+            .arg(IDEMPOTENCY_TTL_SECS);
+        let mut conn = self.conn.clone();
+        let existing: Option<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(
+            match existing.and_then(|v| v.split_once('|').map(|(f, i)| (f.into(), i.into()))) {
+                Some((fingerprint, id)) => Created::Existing { fingerprint, id },
+                None => Created::New,
+            },
+        )
+    }
+
+    /// Removes a record that was never acknowledged to the client (enqueue failed).
+    pub async fn discard(&self, id: &str, idempotency: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut keys = vec![payment_key(id)];
+        keys.extend(idempotency.map(idempotency_key));
+        let _: () = conn.del(keys).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let json: Option<String> = conn.get(payment_key(id)).await?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
+                id: id.into(),
+                source,
+            })
+        })
+        .transpose()
+    }
+
+    /// Overwrites a record; only the holder of the payment's lock calls this.
+    pub async fn save(&self, record: &PaymentRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).expect("a record always serializes");
+        let mut conn = self.conn.clone();
+        let _: () = conn.set(payment_key(&record.id), json).await?;
+        Ok(())
+    }
+
+    /// Overwrites a record if `holder` still holds its lock; `false` when the lock was lost.
+    pub async fn save_locked(
+        &self,
+        record: &PaymentRecord,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(record).expect("a record always serializes");
+        let mut conn = self.conn.clone();
+        let saved: i64 = Script::new(SAVE_LOCKED_SCRIPT)
+            .key(lock_key(&record.id))
+            .key(payment_key(&record.id))
+            .arg(holder)
+            .arg(json)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(saved == 1)
+    }
+
+    /// Counts a finished job and, when it confirmed, its accept-to-confirmed latency.
+    pub async fn record_outcome(
+        &self,
+        kind: &str,
+        outcome: &str,
+        latency_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.hincr(METRICS_JOBS_KEY, format!("{kind}|{outcome}"), 1)
+            .ignore();
+        if let Some(ms) = latency_ms {
+            for bucket in LATENCY_BUCKETS_MS.iter().filter(|b| ms <= **b) {
+                pipe.hincr(METRICS_LATENCY_KEY, bucket.to_string(), 1)
+                    .ignore();
+            }
+            pipe.hincr(METRICS_LATENCY_KEY, "sum_ms", ms).ignore();
+            pipe.hincr(METRICS_LATENCY_KEY, "count", 1).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// `(kind, outcome, count)` of every finished job, and the latency hash.
+    pub async fn metrics(
+        &self,
+    ) -> Result<(Vec<(String, String, u64)>, Vec<(String, u64)>), StoreError> {
+        let mut conn = self.conn.clone();
+        let jobs: Vec<(String, u64)> = conn.hgetall(METRICS_JOBS_KEY).await?;
+        let latency: Vec<(String, u64)> = conn.hgetall(METRICS_LATENCY_KEY).await?;
+        let jobs = jobs
+            .into_iter()
+            .filter_map(|(k, n)| {
+                k.split_once('|')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned(), n))
+            })
+            .collect();
+        Ok((jobs, latency))
+    }
+
+    /// Takes or renews the lock on a payment for `holder`.
+    pub async fn lock_payment(
+        &self,
+        id: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.lease(&lock_key(id), holder, ttl_ms).await
+    }
+
+    pub async fn unlock_payment(&self, id: &str, holder: &str) -> Result<(), StoreError> {
+        self.release(&lock_key(id), holder).await
+    }
+
+    /// Takes or renews a nonce lane lease for `holder`.
+    pub async fn lease_lane(
+        &self,
+        sender: &Address,
+        nonce_key: u64,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.lease(&lane_key(sender, nonce_key), holder, ttl_ms)
+            .await
+    }
+
+    pub async fn release_lane(
+        &self,
+        sender: &Address,
+        nonce_key: u64,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        self.release(&lane_key(sender, nonce_key), holder).await
+    }
+
+    async fn lease(&self, key: &str, holder: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let taken: i64 = Script::new(LEASE_SCRIPT)
+            .key(key)
+            .arg(holder)
+            .arg(ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = Script::new(RELEASE_SCRIPT)
+            .key(key)
+            .arg(holder)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}

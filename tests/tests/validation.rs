@@ -1,0 +1,254 @@
+//! Refused sends: every bad input is a 400 problem+json naming the offending field (401 without
+//! the bearer key), and leaves nothing behind in Redis: no payment record, no idempotency key,
+//! no queued job. Covers C01, C02, the refusing halves of C04 and C06, and malformed bodies.
+//!
+//! Every request carries an `Idempotency-Key`, so a refusal that still stored the key shows up.
+//! The tests share one stack and take turns (`SERIAL`) so a leftover is blamed on the right case.
+
+use std::sync::{Arc, OnceLock};
+
+use fluxus_tests::{
+    ALPHA_USD, Api, Auth, PATH_USD, Stack, StackOpts, Store, checksummed, fresh_address,
+    random_hex, shared_stack,
+};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+static STACK: OnceLock<Arc<Stack>> = OnceLock::new();
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Has a valid EIP-55 checksum (from round1.md).
+const EIP55: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+fn stack() -> Arc<Stack> {
+    shared_stack(&STACK, StackOpts::default)
+}
+
+/// One refused request and what the refusal must look like.
+struct Case {
+    name: String,
+    body: String,
+    auth: Auth,
+    status: u16,
+    slug: Option<&'static str>,
+    field: Option<&'static str>,
+    /// Words the `detail` must contain (case-insensitive), e.g. the 32-byte memo limit.
+    detail_mentions: Option<&'static str>,
+}
+
+impl Case {
+    /// A body that is valid except for `key` set to `value` (`Value::Null` removes it).
+    fn field(name: &str, key: &'static str, value: Value) -> Self {
+        let mut body =
+            json!({"to": checksummed(fresh_address()), "amount": "1", "token": "pathUSD"});
+        if value.is_null() {
+            body.as_object_mut().expect("object").remove(key);
+        } else {
+            body[key] = value;
+        }
+        Self {
+            name: name.to_string(),
+            body: body.to_string(),
+            auth: Auth::Bearer,
+            status: 400,
+            slug: Some("invalid-field"),
+            field: Some(key),
+            detail_mentions: None,
+        }
+    }
+
+    fn mentioning(mut self, words: &'static str) -> Self {
+        self.detail_mentions = Some(words);
+        self
+    }
+}
+
+/// Runs every case, collecting all failures before failing, so one report shows them all.
+async fn run(cases: Vec<Case>) {
+    let _turn = SERIAL.lock().await;
+    let stack = stack();
+    let _logs = stack.logs_on_panic();
+    let (api, store) = (stack.api(), stack.store());
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        if let Err(err) = check(&api, &store, case).await {
+            failures.push(format!("{}: {err}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+async fn check(api: &Api, store: &Store, case: &Case) -> Result<(), String> {
+    let before = store.leftovers();
+    let key = format!("refused-{}", random_hex(8));
+    let reply = api
+        .post_raw("/api/v1/send", case.body.clone(), Some(&key), case.auth)
+        .await;
+
+    let mut wrong = Vec::new();
+    if let Err(err) = reply.check_problem(case.status, case.slug, case.field) {
+        wrong.push(err);
+    }
+    if let Some(words) = case.detail_mentions {
+        let detail = reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        if !detail.contains(&words.to_lowercase()) {
+            wrong.push(format!(
+                "detail does not mention {words:?}: {}",
+                reply.body["detail"]
+            ));
+        }
+    }
+    let left = store.leftovers().since(&before);
+    if !left.is_empty() {
+        wrong.push(format!("left behind in redis: {left:?}"));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} (body {})", wrong.join("; "), case.body))
+    }
+}
+
+/// C01 and C02: amounts that are not a plain positive decimal with at most 6 places.
+#[tokio::test]
+async fn c01_c02_bad_amounts_are_refused() {
+    let texts = [
+        "1.5000000",
+        "1e-3",
+        "1_000",
+        "+1",
+        " 1",
+        ".5",
+        "1.",
+        "0x10",
+        "NaN",
+        "-1",
+        "-0",
+        "0",
+        "0.000000",
+        "",
+        "1,5",
+        "1 000",
+        "Infinity",
+        "1.2.3",
+        "١",
+    ];
+    let mut cases: Vec<Case> = texts
+        .iter()
+        .map(|amount| Case::field(&format!("amount {amount:?}"), "amount", json!(amount)))
+        .collect();
+    cases.push(Case::field(
+        "amount as JSON number 1.5",
+        "amount",
+        json!(1.5),
+    ));
+    cases.push(Case::field("amount as JSON number 1", "amount", json!(1)));
+    cases.push(Case::field("amount missing", "amount", Value::Null));
+    run(cases).await;
+}
+
+/// C04 (refusing half): memos over 32 UTF-8 bytes are refused, never truncated.
+#[tokio::test]
+async fn c04_memos_over_32_bytes_are_refused() {
+    let memos = [
+        "x".repeat(33),
+        "€".repeat(11),
+        format!("{}é", "a".repeat(31)),
+    ];
+    let cases = memos
+        .iter()
+        .map(|memo| {
+            assert_eq!(memo.len(), 33, "test memo {memo:?} should be 33 bytes");
+            Case::field(&format!("memo {memo:?}"), "memo", json!(memo)).mentioning("32")
+        })
+        .collect();
+    run(cases).await;
+}
+
+/// C06 (refusing half): broken checksums, wrong lengths, the zero address and TIP-20 token
+/// addresses are refused; a broken checksum is never silently corrected.
+#[tokio::test]
+async fn c06_bad_recipients_are_refused() {
+    let broken_checksum = format!("{}D", &EIP55[..EIP55.len() - 1]);
+    let cases = vec![
+        Case::field("broken checksum", "to", json!(broken_checksum)).mentioning("checksum"),
+        Case::field("39 hex chars", "to", json!(&EIP55[..41])),
+        Case::field("41 hex chars", "to", json!(format!("{EIP55}0"))),
+        Case::field(
+            "zero address",
+            "to",
+            json!("0x0000000000000000000000000000000000000000"),
+        ),
+        Case::field(
+            "pathUSD token address",
+            "to",
+            json!(format!("{PATH_USD:#x}")),
+        ),
+        Case::field(
+            "AlphaUSD token address",
+            "to",
+            json!(checksummed(ALPHA_USD)),
+        ),
+        Case::field("no 0x prefix", "to", json!(&EIP55[2..])),
+        Case::field("0xABC", "to", json!("0xABC")),
+        Case::field("empty", "to", json!("")),
+        Case::field("to missing", "to", Value::Null),
+    ];
+    run(cases).await;
+}
+
+/// Unknown tokens, unknown fields and bodies that are not JSON.
+#[tokio::test]
+async fn malformed_requests_are_refused() {
+    let mut malformed = Case::field("not JSON", "to", json!("unused"));
+    malformed.body = r#"{"to": "#.to_string();
+    malformed.slug = Some("invalid-body");
+    malformed.field = None;
+
+    let mut unknown = Case::field("unknown field", "to", json!(checksummed(fresh_address())));
+    let mut body: Value = serde_json::from_str(&unknown.body).expect("json");
+    body["amout"] = json!("1");
+    unknown.body = body.to_string();
+    unknown.field = Some("amout");
+
+    let cases = vec![
+        Case::field("unknown token symbol", "token", json!("DOGE")),
+        Case::field("token as a number", "token", json!(1)),
+        Case::field("memo as a number", "memo", json!(102329716)),
+        unknown,
+        malformed,
+    ];
+    run(cases).await;
+}
+
+/// Without the right bearer key nothing is accepted, even a valid body.
+#[tokio::test]
+async fn missing_or_wrong_bearer_is_401() {
+    let valid = json!({"to": checksummed(fresh_address()), "amount": "1"}).to_string();
+    let cases = [
+        ("no Authorization header", Auth::Missing),
+        ("wrong key", Auth::Wrong),
+    ]
+    .into_iter()
+    .map(|(name, auth)| Case {
+        name: name.to_string(),
+        body: valid.clone(),
+        auth,
+        status: 401,
+        slug: None,
+        field: None,
+        detail_mentions: None,
+    })
+    .collect();
+    run(cases).await;
+}

@@ -1,0 +1,123 @@
+//! fluxus-worker: consumes send jobs, signs, submits and confirms Tempo transactions.
+//!
+//! - [`lanes`]: nonce lanes leased from Redis, one transaction in flight per lane.
+//! - [`send`]: one payment from `queued` to its true terminal status.
+//! - [`run`]: the apalis-redis consumer and the process lifecycle.
+
+pub mod lanes;
+pub mod send;
+pub mod state;
+
+use std::{sync::Arc, time::Duration};
+
+use apalis::prelude::*;
+use apalis_redis::{Config as QueueConfig, RedisStorage};
+use fluxus_shared::{
+    chain::Chain,
+    config::WorkerConfig,
+    queue::{SEND_QUEUE, SendJob},
+    store::{self, Store},
+    tx::signer_from_hex,
+};
+use tracing::{error, info, instrument};
+
+use crate::{lanes::Lanes, send::SendError, state::WorkerState};
+
+/// Idle workers fetch only on heartbeat, so it is short.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
+/// A worker silent for this many heartbeats is dead and its jobs are re-queued.
+pub const MISSED_HEARTBEATS: usize = 10;
+/// How long a SIGTERM waits for in-flight payments before the process exits; unfinished
+/// jobs return to the queue and resume from their records.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
+
+#[instrument(skip_all, fields(payment_id = %job.payment_id))]
+async fn handle(job: SendJob, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
+    match send::process(&state, &job.payment_id).await {
+        Ok(()) => Ok(()),
+        // A job for a record that does not exist can never succeed: do not retry it.
+        Err(e @ SendError::Unknown(_)) => Err(AbortError::new(e).into()),
+        Err(e) => {
+            error!(cause = %e, "payment interrupted; it resumes from its record on retry");
+            Err(e.into())
+        }
+    }
+}
+
+pub fn worker_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "fluxus-worker-{host}-{}-{}",
+        std::process::id(),
+        &nonce[..8]
+    )
+}
+
+/// Runs the worker until SIGINT or SIGTERM.
+pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    let conn = store::connect(config.common.redis_url.expose()).await?;
+    let store = Store::new(conn.clone());
+    let chain = Chain::connect(config.common.rpc_url.expose()).map_err(anyhow::Error::msg)?;
+    let chain_id = chain.chain_id().await?;
+    let signer = signer_from_hex(config.sender_key.expose()).map_err(anyhow::Error::msg)?;
+    let identity = worker_identity();
+
+    let lanes = Lanes::new(
+        store.clone(),
+        signer.address(),
+        identity.clone(),
+        config.lanes,
+        config.lane_pool,
+    );
+    lanes.fill().await;
+    let renewal = lanes.spawn_renewal();
+    info!(
+        worker = %identity, sender = %signer.address(), chain_id, lanes = config.lanes,
+        "worker started"
+    );
+
+    let concurrency = config.lanes as usize;
+    let state = Arc::new(WorkerState {
+        config,
+        store,
+        chain,
+        chain_id,
+        signer,
+        lanes: lanes.clone(),
+        identity,
+    });
+    let queue_config = QueueConfig::default()
+        .queue(SEND_QUEUE)
+        .heartbeat_interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS))
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let storage: RedisStorage<SendJob> = RedisStorage::new(conn).with_config(queue_config);
+
+    let name = state.identity.clone();
+    Monitor::new()
+        .register(move |_run| {
+            WorkerBuilder::new(name.clone())
+                .backend(storage.clone())
+                .data(state.clone())
+                .concurrency(concurrency)
+                .build(handle)
+        })
+        .should_restart(|_, _| true)
+        .shutdown_timeout(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS))
+        .run_with_signal(shutdown_signal())
+        .await?;
+
+    renewal.abort();
+    lanes.release_all().await;
+    info!("worker stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

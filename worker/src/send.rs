@@ -1,0 +1,341 @@
+//! Driving one payment from `queued` to a true terminal status.
+//!
+//! The record in Redis is the state machine. A pending attempt (signed, stored, maybe
+//! broadcast) is always followed to its fate before anything new is signed: it is re-broadcast
+//! and watched until a receipt appears, or until it is provably dead (past `valid_before` with
+//! its lane nonce unchanged, or its nonce taken by another transaction). Only then is a new
+//! attempt signed, and it is stored before it is broadcast. Every record write checks that this
+//! worker still holds the payment's lock, so two workers can never both sign for it.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use fluxus_shared::{
+    chain::{Broadcast, ChainError, Receipt},
+    record::{Attempt, AttemptOutcome, Fee, JobStatus, PaymentRecord, now_ms},
+    store::StoreError,
+    tx::{self, TxParams},
+};
+use tracing::{info, warn};
+
+use crate::{lanes::Lane, state::WorkerState};
+
+/// How long a worker's claim on a payment lasts without renewal.
+pub const PAYMENT_LOCK_TTL_MS: u64 = 30_000;
+const PAYMENT_LOCK_RENEW_MS: u64 = 5_000;
+/// Margin for the node's clock being behind ours when judging `valid_before` passed.
+const CLOCK_SKEW_SECS: u64 = 5;
+const RECEIPT_POLL_MS: u64 = 250;
+/// Every this many receipt polls, the lane nonce is checked and the tx re-broadcast.
+const NONCE_CHECK_EVERY_POLLS: u32 = 8;
+const TRANSIENT_BACKOFF_MAX_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("payment {0} does not exist")]
+    Unknown(String),
+    #[error("lost the lock on payment {0} to another worker")]
+    LockLost(String),
+    #[error("node: {0}")]
+    Chain(#[from] ChainError),
+}
+
+/// What became of a followed attempt.
+enum Fate {
+    Included(Receipt),
+    Dead,
+}
+
+/// Handles one delivery of a payment's job: waits for the payment's lock, then drives it.
+pub async fn process(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
+    let holder = &state.identity;
+    loop {
+        if state
+            .store
+            .lock_payment(payment_id, holder, PAYMENT_LOCK_TTL_MS)
+            .await?
+        {
+            break;
+        }
+        // Another worker drives it (a duplicate delivery); done once it is terminal.
+        match state.store.get(payment_id).await? {
+            None => return Err(SendError::Unknown(payment_id.into())),
+            Some(r) if r.status.is_terminal() => return Ok(()),
+            Some(_) => tokio::time::sleep(Duration::from_millis(PAYMENT_LOCK_RENEW_MS)).await,
+        }
+    }
+
+    let renewal = spawn_lock_renewal(state, payment_id);
+    let result = drive(state, payment_id).await;
+    renewal.abort();
+    if let Err(e) = state.store.unlock_payment(payment_id, holder).await {
+        warn!(payment_id, cause = %e, "could not release payment lock; it expires by itself");
+    }
+    result
+}
+
+fn spawn_lock_renewal(state: &WorkerState, payment_id: &str) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let (id, holder) = (payment_id.to_owned(), state.identity.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(PAYMENT_LOCK_RENEW_MS)).await;
+            match store.lock_payment(&id, &holder, PAYMENT_LOCK_TTL_MS).await {
+                Ok(true) => {}
+                // Every write checks the lock, so losing it only stops our writes.
+                Ok(false) => return warn!(payment_id = %id, "payment lock taken over"),
+                Err(e) => warn!(payment_id = %id, cause = %e, "could not renew payment lock"),
+            }
+        }
+    })
+}
+
+async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
+    loop {
+        let mut record = state
+            .store
+            .get(payment_id)
+            .await?
+            .ok_or_else(|| SendError::Unknown(payment_id.into()))?;
+        if record.status.is_terminal() {
+            return Ok(());
+        }
+
+        let pending = record
+            .current_attempt()
+            .filter(|a| a.outcome == AttemptOutcome::Pending)
+            .cloned();
+        match pending {
+            Some(attempt) => {
+                let fate = follow(state, &attempt).await;
+                settle_attempt(state, &mut record, fate).await?;
+            }
+            None => {
+                let lane = state.lanes.acquire().await;
+                if let Some(attempt) = sign_and_store(state, &mut record, &lane).await? {
+                    broadcast_new(state, &mut record, &attempt).await?;
+                    if !record.status.is_terminal() {
+                        let fate = follow(state, &attempt).await;
+                        settle_attempt(state, &mut record, fate).await?;
+                    }
+                }
+                drop(lane);
+            }
+        }
+    }
+}
+
+/// Saves the record under the payment lock.
+async fn save(state: &WorkerState, record: &mut PaymentRecord) -> Result<(), SendError> {
+    record.updated_at_ms = now_ms();
+    if state.store.save_locked(record, &state.identity).await? {
+        Ok(())
+    } else {
+        Err(SendError::LockLost(record.id.clone()))
+    }
+}
+
+/// Signs a new attempt and stores it before anything is broadcast. Returns `None` when the
+/// payment ended instead (the transfer would revert: nothing was signed).
+async fn sign_and_store(
+    state: &WorkerState,
+    record: &mut PaymentRecord,
+    lane: &Lane,
+) -> Result<Option<Attempt>, SendError> {
+    let sender = state.lanes.sender();
+    let fee_token = state.config.common.fee_token.address;
+    let call = tx::transfer_call(record.token, record.to, record.amount, record.memo);
+
+    let gas_limit =
+        match retry_transient(|| state.chain.estimate_gas(sender, &call, fee_token)).await {
+            Ok(gas) => gas,
+            Err(ChainError::Reverted(reason) | ChainError::Refused(reason)) => {
+                record.status = JobStatus::Failed;
+                record.reason = Some(format!(
+                    "the transfer would fail, nothing was sent: {reason}"
+                ));
+                save(state, record).await?;
+                info!(payment_id = %record.id, reason = %reason, "payment failed before signing");
+                record_outcome(state, record).await;
+                return Ok(None);
+            }
+            Err(ChainError::Transient(_)) => unreachable!("retried until it is not transient"),
+        };
+    let gas_price = retry_transient(|| state.chain.gas_price()).await?;
+    let nonce = retry_transient(|| state.chain.lane_nonce(sender, lane.key)).await?;
+
+    let params = TxParams {
+        chain_id: state.chain_id,
+        nonce_key: lane.key,
+        nonce,
+        gas_limit,
+        max_fee_per_gas: gas_price.saturating_mul(2),
+        max_priority_fee_per_gas: 0,
+        fee_token,
+        valid_before: now_ms() / 1000 + state.config.tx_validity_secs,
+    };
+    let signed = tx::sign(&state.signer, &params, vec![call]);
+    let attempt = Attempt {
+        tx_hash: signed.hash,
+        raw: signed.raw,
+        nonce_key: lane.key,
+        nonce,
+        valid_before: params.valid_before,
+        signed_at_ms: now_ms(),
+        outcome: AttemptOutcome::Pending,
+    };
+    record.attempts.push(attempt.clone());
+    save(state, record).await?;
+    info!(
+        payment_id = %record.id, tx_hash = %attempt.tx_hash, lane = lane.key, nonce,
+        "signed and stored transaction"
+    );
+    Ok(Some(attempt))
+}
+
+/// First broadcast of a fresh attempt. A definite refusal ends the payment `failed` (the tx is
+/// in no pool); a transient fault leaves it pending for [`follow`] to re-broadcast.
+async fn broadcast_new(
+    state: &WorkerState,
+    record: &mut PaymentRecord,
+    attempt: &Attempt,
+) -> Result<(), SendError> {
+    match state.chain.send_raw(&attempt.raw).await {
+        Ok(Broadcast::Accepted) | Ok(Broadcast::NonceTaken) => {
+            record.status = JobStatus::Submitted;
+            save(state, record).await?;
+            info!(payment_id = %record.id, tx_hash = %attempt.tx_hash, "submitted");
+        }
+        Err(ChainError::Refused(reason) | ChainError::Reverted(reason)) => {
+            warn!(payment_id = %record.id, tx_hash = %attempt.tx_hash, %reason, "node refused tx");
+            if let Some(current) = record.current_attempt_mut() {
+                current.outcome = AttemptOutcome::Refused;
+            }
+            record.status = JobStatus::Failed;
+            record.reason = Some(format!("the node refused the transaction: {reason}"));
+            save(state, record).await?;
+            record_outcome(state, record).await;
+        }
+        Err(ChainError::Transient(cause)) => {
+            warn!(payment_id = %record.id, %cause, "broadcast outcome unknown; will re-broadcast");
+        }
+    }
+    Ok(())
+}
+
+/// Watches an attempt until it is included or provably dead. Never gives up on an unknown
+/// outcome: with the node unreachable it keeps trying.
+async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
+    let sender = state.lanes.sender();
+    let mut polls: u32 = 0;
+    loop {
+        if let Ok(Some(receipt)) = state.chain.receipt(attempt.tx_hash).await {
+            return Fate::Included(receipt);
+        }
+        polls += 1;
+        if polls % NONCE_CHECK_EVERY_POLLS == 0 {
+            if let Some(fate) = check_dead(state, sender, attempt).await {
+                return fate;
+            }
+            // Harmless when the node has it; revives it when a node lost it.
+            let _ = state.chain.send_raw(&attempt.raw).await;
+        }
+        tokio::time::sleep(Duration::from_millis(RECEIPT_POLL_MS)).await;
+    }
+}
+
+/// Reads the lane nonce first and the receipt second, so a transaction included between the
+/// two reads is seen as included, never as dead.
+async fn check_dead(state: &WorkerState, sender: Address, attempt: &Attempt) -> Option<Fate> {
+    let lane_nonce = state
+        .chain
+        .lane_nonce(sender, attempt.nonce_key)
+        .await
+        .ok()?;
+    let receipt = state.chain.receipt(attempt.tx_hash).await.ok()?;
+    if let Some(receipt) = receipt {
+        return Some(Fate::Included(receipt));
+    }
+    let nonce_taken = lane_nonce > attempt.nonce;
+    let expired = now_ms() / 1000 >= attempt.valid_before + CLOCK_SKEW_SECS;
+    (nonce_taken || expired).then_some(Fate::Dead)
+}
+
+async fn settle_attempt(
+    state: &WorkerState,
+    record: &mut PaymentRecord,
+    fate: Fate,
+) -> Result<(), SendError> {
+    let Some(attempt) = record.current_attempt_mut() else {
+        return Ok(());
+    };
+    let tx_hash = attempt.tx_hash;
+    match fate {
+        Fate::Included(receipt) => {
+            attempt.outcome = AttemptOutcome::Included {
+                success: receipt.success,
+            };
+            record.block_number = Some(receipt.block_number);
+            // Nodes that leave `feeToken` off the receipt charged the token the tx named.
+            let token = receipt
+                .fee_token
+                .unwrap_or(state.config.common.fee_token.address);
+            record.fee = Some(Fee {
+                token,
+                base_units: receipt.fee_base_units,
+            });
+            if receipt.success {
+                record.status = JobStatus::Confirmed;
+            } else {
+                record.status = JobStatus::Failed;
+                record.reason = Some(format!(
+                    "the transaction reverted on chain in block {}; no tokens moved, the fee \
+                     was charged",
+                    receipt.block_number
+                ));
+            }
+            save(state, record).await?;
+            info!(payment_id = %record.id, %tx_hash, status = record.status.as_str(), "settled");
+            record_outcome(state, record).await;
+        }
+        Fate::Dead => {
+            attempt.outcome = AttemptOutcome::Dead;
+            save(state, record).await?;
+            warn!(payment_id = %record.id, %tx_hash, "transaction can no longer be included; re-signing");
+        }
+    }
+    Ok(())
+}
+
+async fn record_outcome(state: &WorkerState, record: &PaymentRecord) {
+    let latency = (record.status == JobStatus::Confirmed)
+        .then(|| now_ms().saturating_sub(record.created_at_ms));
+    if let Err(e) = state
+        .store
+        .record_outcome(&record.kind, record.status.as_str(), latency)
+        .await
+    {
+        warn!(payment_id = %record.id, cause = %e, "could not count job outcome");
+    }
+}
+
+/// Retries a chain call while the node is unreachable, with capped exponential backoff.
+async fn retry_transient<T, F, Fut>(mut call: F) -> Result<T, ChainError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ChainError>>,
+{
+    let mut backoff_ms = 200;
+    loop {
+        match call().await {
+            Err(ChainError::Transient(cause)) => {
+                warn!(%cause, backoff_ms, "node unreachable; retrying");
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(TRANSIENT_BACKOFF_MAX_MS);
+            }
+            other => return other,
+        }
+    }
+}
