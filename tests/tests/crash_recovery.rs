@@ -54,6 +54,10 @@ async fn sigkill_after_broadcast_confirms_once() {
     .await;
 
     // Crash the worker, then let the transaction land while no worker runs.
+    assert!(
+        chain.receipt(tx_hash).await.is_none(),
+        "mined under --no-mining"
+    );
     stack.kill_worker(worker, Signal::Kill);
     chain.mine().await;
     let receipt = chain
@@ -64,7 +68,12 @@ async fn sigkill_after_broadcast_confirms_once() {
 
     // A new worker finishes the payment from the stored transaction, without signing anew.
     stack.start_worker();
+    let restarted = std::time::Instant::now();
     let confirmed = wait_confirmed_while_mining(&stack, &id).await;
+    eprintln!(
+        "confirmed {:?} after the new worker started",
+        restarted.elapsed()
+    );
     assert_eq!(confirmed["tx_hash"], submitted["tx_hash"], "{confirmed}");
     let attempts = confirmed["attempts"].as_array().expect("attempts array");
     assert!(!attempts.is_empty(), "no attempt recorded: {confirmed}");

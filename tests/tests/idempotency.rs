@@ -9,8 +9,11 @@ use fluxus_tests::{
     random_hex, shared_stack, text,
 };
 use serde_json::json;
+use tokio::sync::Mutex;
 
 static STACK: OnceLock<Arc<Stack>> = OnceLock::new();
+/// The tests take turns so that Redis snapshots see only the running test's writes.
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 fn stack() -> Arc<Stack> {
     shared_stack(&STACK, StackOpts::default)
@@ -23,6 +26,7 @@ fn replayed(reply: &fluxus_tests::Reply) -> bool {
 /// C14: `Idempotency-Key: abc` twice at once, again after confirmation, then with another amount.
 #[tokio::test]
 async fn c14_duplicate_requests_pay_once() {
+    let _turn = SERIAL.lock().await;
     let stack = stack();
     let _logs = stack.logs_on_panic();
     let (api, chain, store) = (stack.api(), stack.chain(), stack.store());
@@ -89,6 +93,7 @@ async fn c14_duplicate_requests_pay_once() {
 /// A request refused with 400 does not store its key: the same key then works with a valid body.
 #[tokio::test]
 async fn refused_request_does_not_use_up_its_key() {
+    let _turn = SERIAL.lock().await;
     let stack = stack();
     let _logs = stack.logs_on_panic();
     let (api, chain) = (stack.api(), stack.chain());
@@ -109,6 +114,7 @@ async fn refused_request_does_not_use_up_its_key() {
 /// The same body with its fields in another order is the same request.
 #[tokio::test]
 async fn replay_ignores_json_field_order() {
+    let _turn = SERIAL.lock().await;
     let stack = stack();
     let _logs = stack.logs_on_panic();
     let api = stack.api();

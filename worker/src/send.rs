@@ -235,7 +235,7 @@ async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
             return Fate::Included(receipt);
         }
         polls += 1;
-        if polls % NONCE_CHECK_EVERY_POLLS == 0 {
+        if polls.is_multiple_of(NONCE_CHECK_EVERY_POLLS) {
             if let Some(fate) = check_dead(state, sender, attempt).await {
                 return fate;
             }
