@@ -24,6 +24,8 @@ pub const REDIS_READY_SECS: u64 = 20;
 pub const API_READY_SECS: u64 = 60;
 /// Tries with a fresh port when a just-picked port was taken by someone else.
 const PORT_ATTEMPTS: usize = 3;
+/// Set (to anything) to keep a passing stack's log directory; a failing one is always kept.
+pub const KEEP_LOGS_ENV: &str = "FLUXUS_E2E_KEEP_LOGS";
 /// Lines of each log printed when a test fails.
 const LOG_TAIL_LINES: usize = 80;
 
@@ -329,7 +331,9 @@ impl Drop for Stack {
         procs.api.take();
         procs.redis.take();
         procs.anvil.take();
-        if !panicking {
+        if panicking || std::env::var_os(KEEP_LOGS_ENV).is_some() {
+            eprintln!("stack logs kept in {}", self.dir.display());
+        } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

@@ -19,7 +19,7 @@ use fluxus_shared::{
     store::{self, Store},
     tx::signer_from_hex,
 };
-use tracing::{error, info, instrument};
+use tracing::{error, info, instrument, warn};
 
 use crate::{lanes::Lanes, send::SendError, state::WorkerState};
 
@@ -31,17 +31,32 @@ pub const MISSED_HEARTBEATS: usize = 10;
 /// jobs return to the queue and resume from their records.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
 
+/// Tries per delivery before the job goes back to apalis for a later delivery. apalis retries
+/// a failed job at most 25 times with little backoff, so transient faults (a Redis stall, a
+/// lost lock) are retried here first, with backoff.
+pub const HANDLER_TRIES: u32 = 12;
+const HANDLER_BACKOFF_MAX_MS: u64 = 10_000;
+
 #[instrument(skip_all, fields(payment_id = %job.payment_id))]
 async fn handle(job: SendJob, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
-    match send::process(&state, &job.payment_id).await {
-        Ok(()) => Ok(()),
-        // A job for a record that does not exist can never succeed: do not retry it.
-        Err(e @ SendError::Unknown(_)) => Err(AbortError::new(e).into()),
-        Err(e) => {
-            error!(cause = %e, "payment interrupted; it resumes from its record on retry");
-            Err(e.into())
+    let mut backoff_ms = 250;
+    for attempt in 1..=HANDLER_TRIES {
+        match send::process(&state, &job.payment_id).await {
+            Ok(()) => return Ok(()),
+            // A job for a record that does not exist can never succeed: do not retry it.
+            Err(e @ SendError::Unknown(_)) => return Err(AbortError::new(e).into()),
+            Err(e) if attempt == HANDLER_TRIES => {
+                error!(cause = %e, "payment interrupted; it resumes from its record on redelivery");
+                return Err(e.into());
+            }
+            Err(e) => {
+                warn!(cause = %e, attempt, backoff_ms, "payment interrupted; resuming from its record");
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(HANDLER_BACKOFF_MAX_MS);
+            }
         }
     }
+    unreachable!("the last try returns")
 }
 
 pub fn worker_identity() -> String {
