@@ -1,6 +1,11 @@
 //! End-to-end test harness for Fluxus: starts a real stack (Tempo dev node, Redis, `fluxus-api`,
 //! `fluxus-worker`) as child processes on free loopback ports and drives it only from outside:
 //! HTTP for the API, JSON-RPC for the chain, key names for Redis. It never links product code.
+//!
+//! Run: `cargo build --workspace --bins && cargo test -p fluxus-tests --no-fail-fast --
+//! --test-threads=2`. `FLUXUS_BIN_DIR` points at other binaries; `FLUXUS_E2E_KEEP_LOGS=1` keeps
+//! the logs of passing stacks under `target/fluxus-e2e/` (a failing stack's are always kept and
+//! their tails printed).
 
 pub mod api;
 pub mod chain;

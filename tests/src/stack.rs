@@ -24,6 +24,8 @@ pub const REDIS_READY_SECS: u64 = 20;
 pub const API_READY_SECS: u64 = 60;
 /// Tries with a fresh port when a just-picked port was taken by someone else.
 const PORT_ATTEMPTS: usize = 3;
+/// The line that ends anvil's start banner.
+const ANVIL_BANNER_END: &str = "Listening on";
 /// Set (to anything) to keep a passing stack's log directory; a failing one is always kept.
 pub const KEEP_LOGS_ENV: &str = "FLUXUS_E2E_KEEP_LOGS";
 /// Lines of each log printed when a test fails.
@@ -106,6 +108,8 @@ pub async fn spawn_stack(opts: StackOpts) -> Stack {
             SENDER_PRIVATE_KEY.to_string(),
         ),
         ("RUST_LOG".to_string(), "info".to_string()),
+        // Plain log files: no ANSI colour codes in what a failing test prints.
+        ("NO_COLOR".to_string(), "1".to_string()),
     ];
     env.extend(opts.extra_env.iter().cloned());
 
@@ -281,10 +285,14 @@ impl Stack {
             .iter()
             .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
         {
+            // The node's start banner (accounts and their keys) is noise in a failure report.
+            let tail = process::tail(log, LOG_TAIL_LINES);
+            let tail = tail
+                .find(ANVIL_BANNER_END)
+                .map_or(tail.as_str(), |at| &tail[at..]);
             eprintln!(
-                "===== {} (last {LOG_TAIL_LINES} lines) =====\n{}",
-                log.display(),
-                process::tail(log, LOG_TAIL_LINES)
+                "===== {} (last {LOG_TAIL_LINES} lines) =====\n{tail}",
+                log.display()
             );
         }
     }
@@ -357,9 +365,25 @@ fn stack_dir() -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!("fluxus-e2e-{}-{n}-{nanos}", std::process::id()));
+    let name = format!("{}-{n}-{nanos}", std::process::id());
+    let dir = stacks_root().join(name);
     std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("create {}: {err}", dir.display()));
     dir
+}
+
+/// Where stack directories go: `target/fluxus-e2e/` beside the test executable (so `cargo clean`
+/// removes them), else the system temp directory.
+fn stacks_root() -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let target = exe
+        .as_deref()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .and_then(Path::parent);
+    match target {
+        Some(target) if target.join("CACHEDIR.TAG").is_file() => target.join("fluxus-e2e"),
+        _ => std::env::temp_dir().join("fluxus-e2e"),
+    }
 }
 
 /// Whether a child that died during startup lost a race for its port (then retry elsewhere).

@@ -304,6 +304,39 @@ async fn c06_lower_and_upper_case_recipients_accepted() {
     }
 }
 
+/// History pages newest first with a keyset cursor: no entry twice, none skipped.
+#[tokio::test]
+async fn history_pages_newest_first() {
+    let stack = stack();
+    let _logs = stack.logs_on_panic();
+    let api = stack.api();
+    let to = fresh_address();
+
+    // One after the other, so the chain order is the order sent.
+    let mut tx_hashes = Vec::new();
+    for amount in ["0.01", "0.02", "0.03"] {
+        let id = accept(&api, json!({"to": checksummed(to), "amount": amount})).await;
+        let job = api
+            .wait_for_status(&id, &["confirmed"], confirm_deadline())
+            .await;
+        tx_hashes.push(text(&job, "tx_hash").to_string());
+    }
+    history_listing(&api, to, &tx_hashes[2]).await;
+
+    let first = api.history(&checksummed(to), Some(2), None).await;
+    let cursor = text(&first, "next_cursor").to_string();
+    let second = api.history(&checksummed(to), Some(2), Some(&cursor)).await;
+    assert!(second["next_cursor"].is_null(), "a third page? {second}");
+
+    let paged: Vec<&str> = [&first, &second]
+        .iter()
+        .flat_map(|page| page["entries"].as_array().expect("entries").iter())
+        .map(|entry| text(entry, "tx_hash"))
+        .collect();
+    let newest_first: Vec<&str> = tx_hashes.iter().rev().map(String::as_str).collect();
+    assert_eq!(paged, newest_first, "pages: {first} / {second}");
+}
+
 /// Sends each memo to its own fresh recipient and checks job, chain and history.
 async fn round_trip_memos(memos: &[String]) {
     let stack = stack();

@@ -252,3 +252,38 @@ async fn missing_or_wrong_bearer_is_401() {
     .collect();
     run(cases).await;
 }
+
+/// An unknown job id is a 404 problem; reading a job needs the bearer key too.
+#[tokio::test]
+async fn unknown_job_is_404_and_jobs_need_the_key() {
+    let stack = stack();
+    let _logs = stack.logs_on_panic();
+    let api = stack.api();
+
+    let unknown = api.get(&format!("/api/v1/jobs/{}", random_hex(16))).await;
+    unknown.assert_problem(404, None, None);
+
+    let anonymous = Api::new(&stack.api_url(), "not-the-key-of-this-stack");
+    let refused = anonymous
+        .get(&format!("/api/v1/jobs/{}", random_hex(16)))
+        .await;
+    refused.assert_problem(401, None, None);
+}
+
+/// Health, readiness, metrics and the OpenAPI document answer.
+#[tokio::test]
+async fn service_endpoints_answer() {
+    let stack = stack();
+    let _logs = stack.logs_on_panic();
+    let api = stack.api();
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let reply = api.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    }
+    let spec = api.get("/openapi.json").await.expect_status(200);
+    assert!(
+        spec["paths"]["/api/v1/send"].is_object(),
+        "no send operation in the spec"
+    );
+}
