@@ -7,12 +7,13 @@
 use std::fmt::Write;
 
 use fluxus_shared::store::{LATENCY_BUCKETS_MS, Store};
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     jobs_accepted: IntCounterVec,
+    refused_queue_full: IntCounter,
 }
 
 impl Default for Metrics {
@@ -37,6 +38,14 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let refused_queue_full = IntCounter::new(
+            "fluxus_jobs_refused_queue_full_total",
+            "Payments refused with 503 because the send queue was full",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(refused_queue_full.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(http_requests.clone()))
             .expect("registered once");
@@ -47,6 +56,7 @@ impl Metrics {
             registry,
             http_requests,
             jobs_accepted,
+            refused_queue_full,
         }
     }
 
@@ -54,6 +64,10 @@ impl Metrics {
         self.http_requests
             .with_label_values(&[route_of(path), &status.to_string()])
             .inc();
+    }
+
+    pub fn refused_queue_full(&self) {
+        self.refused_queue_full.inc();
     }
 
     pub fn accepted(&self, kind: &str) {
@@ -70,6 +84,11 @@ impl Metrics {
         match store.metrics().await {
             Ok((jobs, latency)) => render_worker_metrics(&mut text, &jobs, &latency),
             Err(_) => text.push_str("# worker metrics unavailable: Redis did not answer\n"),
+        }
+        if let Ok(depth) = store.queue_depth().await {
+            text.push_str("# HELP fluxus_queue_depth Send jobs waiting to be fetched or retried\n");
+            text.push_str("# TYPE fluxus_queue_depth gauge\n");
+            let _ = writeln!(text, "fluxus_queue_depth {depth}");
         }
         text
     }

@@ -4,6 +4,8 @@ use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 2;
+const QUEUE_FULL_RETRY_AFTER_SECS: u32 = 5;
 
 #[derive(Debug, Clone, Object)]
 pub struct Problem {
@@ -34,9 +36,14 @@ pub enum ProblemResponse {
     /// The idempotency key was already used for a different request.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
-    /// A dependency (Redis, the node) is unavailable; retry later.
+    /// A dependency (Redis, the node) is unavailable, or the queue is full; retry later.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
+    Unavailable(
+        Json<Problem>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        Option<u32>,
+    ),
 }
 
 fn problem(
@@ -101,13 +108,32 @@ impl ProblemResponse {
     }
 
     pub fn unavailable(what: &str) -> Self {
-        Self::Unavailable(problem(
-            "unavailable",
-            "Service unavailable",
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{what} is unavailable; nothing was accepted, retry shortly"),
-            None,
-        ))
+        Self::Unavailable(
+            problem(
+                "unavailable",
+                "Service unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{what} is unavailable; nothing was accepted, retry shortly"),
+                None,
+            ),
+            Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        )
+    }
+
+    pub fn queue_full() -> Self {
+        Self::Unavailable(
+            problem(
+                "queue-full",
+                "Queue full",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "too many payments are waiting to be sent; nothing was accepted, retry after \
+                 {QUEUE_FULL_RETRY_AFTER_SECS} s (with the same Idempotency-Key)"
+                ),
+                None,
+            ),
+            Some(QUEUE_FULL_RETRY_AFTER_SECS),
+        )
     }
 }
 

@@ -42,6 +42,26 @@ pub enum ChainError {
 }
 
 impl ChainError {
+    /// A refusal that says the pool could not take the transaction *now* (a same-nonce
+    /// transaction is still pooled, the pool is full): the transaction is in no pool, and a
+    /// new one, bidding higher, may well be taken.
+    pub fn is_pool_conflict(&self) -> bool {
+        let Self::Refused(message) = self else {
+            return false;
+        };
+        let message = message.to_lowercase();
+        [
+            "underpriced",
+            "replacement",
+            "pool is full",
+            "txpool",
+            "nonce too high",
+            "gapped",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
+    }
+
     fn from_rpc(err: RpcError<TransportErrorKind>) -> Self {
         match err.as_error_resp() {
             Some(payload) => {

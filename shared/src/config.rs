@@ -107,7 +107,13 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// How many recent blocks `GET /history` scans.
     pub history_blocks: u64,
+    /// Jobs waiting in the send queue above which new payments are refused with 503.
+    pub max_queue_depth: u64,
 }
+
+/// apalis-redis stops fetching once about 8,000 jobs are due at once in its retry set (a Lua
+/// `unpack` limit); keeping the whole queue below that keeps even a mass retry under it.
+pub const DEFAULT_MAX_QUEUE_DEPTH: u64 = 5_000;
 
 /// The shortest API key accepted; a shorter bearer token is guessable.
 pub const API_KEY_MIN_LEN: usize = 16;
@@ -126,6 +132,7 @@ impl ApiConfig {
                 DEFAULT_LISTEN.parse().expect("valid default"),
             )?,
             history_blocks: parsed("FLUXUS_HISTORY_BLOCKS", 10_000)?,
+            max_queue_depth: parsed("FLUXUS_MAX_QUEUE_DEPTH", DEFAULT_MAX_QUEUE_DEPTH)?,
         })
     }
 }

@@ -64,6 +64,9 @@ pub struct Attempt {
     /// Unix seconds; the transaction cannot be included in a block at or after this time.
     pub valid_before: u64,
     pub signed_at_ms: u64,
+    /// The fee cap it was signed with; a replacement must bid higher to displace it from a pool.
+    #[serde(default)]
+    pub max_fee_per_gas: u64,
     pub outcome: AttemptOutcome,
 }
 

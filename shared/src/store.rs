@@ -15,7 +15,12 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
 
-use crate::record::PaymentRecord;
+use crate::{
+    queue::{
+        SEND_ACTIVE_LIST, SEND_DATA_HASH, SEND_DONE_SET, SEND_META_PREFIX, SEND_SCHEDULED_SET,
+    },
+    record::PaymentRecord,
+};
 
 /// Idempotency keys live 48 hours (the promise to clients is at least 24 hours).
 pub const IDEMPOTENCY_TTL_SECS: u64 = 48 * 3600;
@@ -40,6 +45,8 @@ pub enum Created {
     New,
     /// The key was already used; here is what it points to.
     Existing { fingerprint: String, id: String },
+    /// Nothing was stored: the queue holds `max_depth` jobs or more.
+    QueueFull,
 }
 
 #[derive(Clone)]
@@ -70,12 +77,17 @@ pub const LATENCY_BUCKETS_MS: [u64; 12] = [
     100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
 ];
 
+/// KEYS: payment, queue active list, queue scheduled set[, idempotency key].
+/// ARGV: record JSON, `fingerprint|id`, idempotency TTL, queue depth limit.
+/// Returns the existing `fingerprint|id`, `FULL` when the queue is at its limit, or nil.
 const CREATE_SCRIPT: &str = r#"
-if #KEYS == 2 then
-  local existing = redis.call('GET', KEYS[2])
+if #KEYS == 4 then
+  local existing = redis.call('GET', KEYS[4])
   if existing then return existing end
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 end
+local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+if depth >= tonumber(ARGV[4]) then return 'FULL' end
+if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[3]) end
 redis.call('SET', KEYS[1], ARGV[1])
 return false
 "#;
@@ -129,30 +141,71 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new record, guarded by an idempotency key when one is given.
+    /// Stores a new record, guarded by an idempotency key when one is given, unless the send
+    /// queue already holds `max_depth` jobs (an idempotent replay is answered even then).
     pub async fn create(
         &self,
         record: &PaymentRecord,
         idempotency: Option<&str>,
+        max_depth: u64,
     ) -> Result<Created, StoreError> {
         let json = serde_json::to_string(record).expect("a record always serializes");
         let script = Script::new(CREATE_SCRIPT);
         let mut invocation = script.key(payment_key(&record.id));
+        invocation.key(SEND_ACTIVE_LIST).key(SEND_SCHEDULED_SET);
         if let Some(key) = idempotency {
             invocation.key(idempotency_key(key));
         }
         invocation
             .arg(json)
             .arg(format!("{}|{}", record.fingerprint, record.id))
-            .arg(IDEMPOTENCY_TTL_SECS);
+            .arg(IDEMPOTENCY_TTL_SECS)
+            .arg(max_depth);
         let mut conn = self.conn.clone();
         let existing: Option<String> = invocation.invoke_async(&mut conn).await?;
-        Ok(
-            match existing.and_then(|v| v.split_once('|').map(|(f, i)| (f.into(), i.into()))) {
-                Some((fingerprint, id)) => Created::Existing { fingerprint, id },
-                None => Created::New,
-            },
-        )
+        Ok(match existing.as_deref() {
+            None => Created::New,
+            Some("FULL") => Created::QueueFull,
+            Some(v) => {
+                let (fingerprint, id) = v.split_once('|').unwrap_or((v, ""));
+                Created::Existing {
+                    fingerprint: fingerprint.into(),
+                    id: id.into(),
+                }
+            }
+        })
+    }
+
+    /// Jobs waiting in the send queue: not yet fetched, or waiting for a retry.
+    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let (active, scheduled): (u64, u64) = redis::pipe()
+            .llen(SEND_ACTIVE_LIST)
+            .zcard(SEND_SCHEDULED_SET)
+            .query_async(&mut conn)
+            .await?;
+        Ok(active + scheduled)
+    }
+
+    /// Deletes the data of up to `batch` finished send jobs; returns how many. apalis-redis
+    /// keeps finished jobs forever otherwise, and the payment record already holds the outcome.
+    pub async fn clean_finished_jobs(&self, batch: usize) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("SPOP")
+            .arg(SEND_DONE_SET)
+            .arg(batch)
+            .query_async(&mut conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.hdel(SEND_DATA_HASH, &ids).ignore();
+        for id in &ids {
+            pipe.del(format!("{SEND_META_PREFIX}{id}")).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(ids.len())
     }
 
     /// Removes a record that was never acknowledged to the client (enqueue failed).

@@ -92,6 +92,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         "worker started"
     );
 
+    let cleaner = spawn_job_cleaner(store.clone());
     let concurrency = config.lanes as usize;
     let state = Arc::new(WorkerState {
         config,
@@ -123,9 +124,33 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .await?;
 
     renewal.abort();
+    cleaner.abort();
     lanes.release_all().await;
     info!("worker stopped");
     Ok(())
+}
+
+/// How often finished jobs' data is deleted from the queue, and how many at a time.
+const JOB_CLEAN_EVERY_SECS: u64 = 10;
+const JOB_CLEAN_BATCH: usize = 1_000;
+
+/// Deletes finished jobs' data, which apalis-redis would keep forever.
+fn spawn_job_cleaner(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(JOB_CLEAN_EVERY_SECS)).await;
+            loop {
+                match store.clean_finished_jobs(JOB_CLEAN_BATCH).await {
+                    Ok(n) if n == JOB_CLEAN_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(cause = %e, "could not clean finished jobs");
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

@@ -21,8 +21,12 @@ use tracing::{info, warn};
 use crate::{lanes::Lane, state::WorkerState};
 
 /// How long a worker's claim on a payment lasts without renewal.
-pub const PAYMENT_LOCK_TTL_MS: u64 = 30_000;
-const PAYMENT_LOCK_RENEW_MS: u64 = 5_000;
+pub const PAYMENT_LOCK_TTL_MS: u64 = 15_000;
+const PAYMENT_LOCK_RENEW_MS: u64 = 3_000;
+/// Pool conflicts tolerated in a row before the payment is failed with the node's reason.
+const MAX_REFUSED_ATTEMPTS: usize = 3;
+/// A replacement bids at least this much more (percent) than the attempt it replaces.
+const FEE_BUMP_PERCENT: u64 = 25;
 /// Margin for the node's clock being behind ours when judging `valid_before` passed.
 const CLOCK_SKEW_SECS: u64 = 5;
 const RECEIPT_POLL_MS: u64 = 250;
@@ -114,12 +118,11 @@ async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
             }
             None => {
                 let lane = state.lanes.acquire().await;
-                if let Some(attempt) = sign_and_store(state, &mut record, &lane).await? {
-                    broadcast_new(state, &mut record, &attempt).await?;
-                    if !record.status.is_terminal() {
-                        let fate = follow(state, &attempt).await;
-                        settle_attempt(state, &mut record, fate).await?;
-                    }
+                if let Some(attempt) = sign_and_store(state, &mut record, &lane).await?
+                    && broadcast_new(state, &mut record, &attempt).await? == Sent::Pending
+                {
+                    let fate = follow(state, &attempt).await;
+                    settle_attempt(state, &mut record, fate).await?;
                 }
                 drop(lane);
             }
@@ -164,6 +167,7 @@ async fn sign_and_store(
             Err(ChainError::Transient(_)) => unreachable!("retried until it is not transient"),
         };
     let gas_price = retry_transient(|| state.chain.gas_price()).await?;
+    let max_fee_per_gas = bid(gas_price, record.current_attempt());
     let nonce = retry_transient(|| state.chain.lane_nonce(sender, lane.key)).await?;
 
     let params = TxParams {
@@ -171,7 +175,7 @@ async fn sign_and_store(
         nonce_key: lane.key,
         nonce,
         gas_limit,
-        max_fee_per_gas: gas_price.saturating_mul(2),
+        max_fee_per_gas: u128::from(max_fee_per_gas),
         max_priority_fee_per_gas: 0,
         fee_token,
         valid_before: now_ms() / 1000 + state.config.tx_validity_secs,
@@ -184,6 +188,7 @@ async fn sign_and_store(
         nonce,
         valid_before: params.valid_before,
         signed_at_ms: now_ms(),
+        max_fee_per_gas,
         outcome: AttemptOutcome::Pending,
     };
     record.attempts.push(attempt.clone());
@@ -195,34 +200,73 @@ async fn sign_and_store(
     Ok(Some(attempt))
 }
 
-/// First broadcast of a fresh attempt. A definite refusal ends the payment `failed` (the tx is
-/// in no pool); a transient fault leaves it pending for [`follow`] to re-broadcast.
+/// The fee cap of a new attempt: twice the current gas price, and when it replaces an earlier
+/// attempt (possibly still pooled with the same nonce), enough above that one to displace it.
+fn bid(gas_price: u128, previous: Option<&Attempt>) -> u64 {
+    let fresh = u64::try_from(gas_price.saturating_mul(2)).unwrap_or(u64::MAX);
+    let bumped = previous.map_or(0, |p| {
+        p.max_fee_per_gas
+            .saturating_add(p.max_fee_per_gas * FEE_BUMP_PERCENT / 100 + 1)
+    });
+    fresh.max(bumped)
+}
+
+/// What the first broadcast of an attempt leaves to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// Possibly in a pool: follow it.
+    Pending,
+    /// Refused by the pool for now: sign a replacement.
+    Replace,
+    /// The payment ended `failed`.
+    Ended,
+}
+
+/// First broadcast of a fresh attempt. A refusal proves the tx is in no pool: a pool conflict
+/// is answered with a replacement (a few times), any other refusal ends the payment `failed`.
+/// A transient fault leaves it pending for [`follow`] to re-broadcast.
 async fn broadcast_new(
     state: &WorkerState,
     record: &mut PaymentRecord,
     attempt: &Attempt,
-) -> Result<(), SendError> {
-    match state.chain.send_raw(&attempt.raw).await {
+) -> Result<Sent, SendError> {
+    let refusal = match state.chain.send_raw(&attempt.raw).await {
         Ok(Broadcast::Accepted) | Ok(Broadcast::NonceTaken) => {
             record.status = JobStatus::Submitted;
             save(state, record).await?;
             info!(payment_id = %record.id, tx_hash = %attempt.tx_hash, "submitted");
-        }
-        Err(ChainError::Refused(reason) | ChainError::Reverted(reason)) => {
-            warn!(payment_id = %record.id, tx_hash = %attempt.tx_hash, %reason, "node refused tx");
-            if let Some(current) = record.current_attempt_mut() {
-                current.outcome = AttemptOutcome::Refused;
-            }
-            record.status = JobStatus::Failed;
-            record.reason = Some(format!("the node refused the transaction: {reason}"));
-            save(state, record).await?;
-            record_outcome(state, record).await;
+            return Ok(Sent::Pending);
         }
         Err(ChainError::Transient(cause)) => {
             warn!(payment_id = %record.id, %cause, "broadcast outcome unknown; will re-broadcast");
+            return Ok(Sent::Pending);
         }
+        Err(refusal) => refusal,
+    };
+
+    let reason = refusal.to_string();
+    warn!(payment_id = %record.id, tx_hash = %attempt.tx_hash, %reason, "node refused tx");
+    let refused_in_a_row = 1 + record
+        .attempts
+        .iter()
+        .rev()
+        .skip(1)
+        .take_while(|a| a.outcome == AttemptOutcome::Refused)
+        .count();
+    if let Some(current) = record.current_attempt_mut() {
+        current.outcome = AttemptOutcome::Refused;
     }
-    Ok(())
+    if refusal.is_pool_conflict() && refused_in_a_row < MAX_REFUSED_ATTEMPTS {
+        save(state, record).await?;
+        return Ok(Sent::Replace);
+    }
+    record.status = JobStatus::Failed;
+    record.reason = Some(format!(
+        "the node refused the transaction, no tokens moved: {reason}"
+    ));
+    save(state, record).await?;
+    record_outcome(state, record).await;
+    Ok(Sent::Ended)
 }
 
 /// Watches an attempt until it is included or provably dead. Never gives up on an unknown

@@ -55,7 +55,7 @@ pub struct History {
     pub from_block: u64,
     pub to_block: u64,
     pub entries: Vec<HistoryEntry>,
-    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

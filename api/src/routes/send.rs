@@ -158,10 +158,15 @@ impl SendApi {
         }
         let record = validate(&state, &body.0)?.into_record();
 
-        let created = state.store.create(&record, key).await.map_err(|e| {
-            warn!(cause = %e, "could not store payment");
-            ProblemResponse::unavailable("the payment store")
-        })?;
+        let max_depth = state.config.max_queue_depth;
+        let created = state
+            .store
+            .create(&record, key, max_depth)
+            .await
+            .map_err(|e| {
+                warn!(cause = %e, "could not store payment");
+                ProblemResponse::unavailable("the payment store")
+            })?;
         match created {
             Created::New => {
                 enqueue(&state, &record.id, key).await?;
@@ -176,6 +181,10 @@ impl SendApi {
                 replay(&state, &id).await
             }
             Created::Existing { id, .. } => Err(ProblemResponse::idempotency_reused(&id)),
+            Created::QueueFull => {
+                state.metrics.refused_queue_full();
+                Err(ProblemResponse::queue_full())
+            }
         }
     }
 }
