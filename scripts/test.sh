@@ -9,4 +9,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 bash scripts/install-anvil.sh >/dev/null
 cargo build --workspace --bins
 # End-to-end tests start several processes each; two at a time fit a 2-core machine.
-cargo test --workspace -- --test-threads "${FLUXUS_TEST_THREADS:-2}"
+cargo test --workspace --no-fail-fast -- --test-threads "${FLUXUS_TEST_THREADS:-2}"

@@ -3,10 +3,13 @@
 //! Lanes are leased from Redis (`fluxus:lane:{sender}:{key}`, TTL [`LANE_LEASE_TTL_MS`], renewed
 //! every [`LANE_RENEW_EVERY_MS`]) so that workers on any machine sign on disjoint lanes. A lane
 //! carries one transaction at a time: its next nonce is the chain's lane nonce, with no local
-//! counter to drift. A lease lost (this process stalled past the TTL) is dropped and replaced.
+//! counter to drift. The one shortcut: after this process saw its own transaction with nonce `n`
+//! included on a lane it still leases, the lane's next nonce is `n + 1`, so that read is
+//! skipped; any doubt (a dead or refused transaction, a lost lease) forgets it. A lease lost
+//! (this process stalled past the TTL) is dropped and replaced.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -28,6 +31,8 @@ pub struct Lanes {
     wanted: u32,
     pool: u32,
     owned: Mutex<BTreeSet<u64>>,
+    /// Next nonce of a lane, known from this process's own included transaction.
+    next_nonce: Mutex<HashMap<u64, u64>>,
     free_tx: mpsc::UnboundedSender<u64>,
     free_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<u64>>,
 }
@@ -62,6 +67,7 @@ impl Lanes {
             wanted,
             pool,
             owned: Mutex::new(BTreeSet::new()),
+            next_nonce: Mutex::new(HashMap::new()),
             free_tx,
             free_rx: tokio::sync::Mutex::new(free_rx),
         })
@@ -114,6 +120,7 @@ impl Lanes {
                 Ok(false) => {
                     warn!(lane = key, "nonce lane lease lost; dropping it");
                     self.owned.lock().expect("lane set").remove(&key);
+                    self.forget_nonce(key);
                 }
                 Err(e) => warn!(lane = key, cause = %e, "could not renew nonce lane lease"),
             }
@@ -160,6 +167,30 @@ impl Lanes {
                 warn!(lane = key, cause = %e, "could not release nonce lane");
             }
         }
+    }
+
+    /// The lane's next nonce if this process knows it from its own last inclusion.
+    pub fn known_next_nonce(&self, key: u64) -> Option<u64> {
+        self.next_nonce
+            .lock()
+            .expect("nonce map")
+            .get(&key)
+            .copied()
+    }
+
+    /// Records that this process's transaction with `nonce` was included on lane `key`.
+    pub fn included(&self, key: u64, nonce: u64) {
+        if self.owned.lock().expect("lane set").contains(&key) {
+            self.next_nonce
+                .lock()
+                .expect("nonce map")
+                .insert(key, nonce + 1);
+        }
+    }
+
+    /// Forgets what this process believed about a lane's nonce.
+    pub fn forget_nonce(&self, key: u64) {
+        self.next_nonce.lock().expect("nonce map").remove(&key);
     }
 
     pub fn sender(&self) -> Address {

@@ -102,6 +102,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         signer,
         lanes: lanes.clone(),
         identity,
+        gas_price: std::sync::Mutex::new(None),
     });
     let queue_config = QueueConfig::default()
         .queue(SEND_QUEUE)

@@ -29,9 +29,12 @@ const MAX_REFUSED_ATTEMPTS: usize = 3;
 const FEE_BUMP_PERCENT: u64 = 25;
 /// Margin for the node's clock being behind ours when judging `valid_before` passed.
 const CLOCK_SKEW_SECS: u64 = 5;
+/// Receipt polls start fast (a dev node or a fast chain includes within milliseconds) and
+/// settle at [`RECEIPT_POLL_MS`]; a fixed 250 ms first wait capped throughput at ~4 per lane/s.
+const RECEIPT_POLL_STEPS_MS: [u64; 6] = [5, 10, 20, 50, 100, 200];
 const RECEIPT_POLL_MS: u64 = 250;
 /// Every this many receipt polls, the lane nonce is checked and the tx re-broadcast.
-const NONCE_CHECK_EVERY_POLLS: u32 = 8;
+const NONCE_CHECK_EVERY_POLLS: u32 = 12;
 const TRANSIENT_BACKOFF_MAX_MS: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,9 +169,12 @@ async fn sign_and_store(
             }
             Err(ChainError::Transient(_)) => unreachable!("retried until it is not transient"),
         };
-    let gas_price = retry_transient(|| state.chain.gas_price()).await?;
+    let gas_price = state.gas_price().await?;
     let max_fee_per_gas = bid(gas_price, record.current_attempt());
-    let nonce = retry_transient(|| state.chain.lane_nonce(sender, lane.key)).await?;
+    let nonce = match state.lanes.known_next_nonce(lane.key) {
+        Some(nonce) => nonce,
+        None => retry_transient(|| state.chain.lane_nonce(sender, lane.key)).await?,
+    };
 
     let params = TxParams {
         chain_id: state.chain_id,
@@ -255,6 +261,7 @@ async fn broadcast_new(
         .count();
     if let Some(current) = record.current_attempt_mut() {
         current.outcome = AttemptOutcome::Refused;
+        state.lanes.forget_nonce(current.nonce_key);
     }
     if refusal.is_pool_conflict() && refused_in_a_row < MAX_REFUSED_ATTEMPTS {
         save(state, record).await?;
@@ -286,7 +293,11 @@ async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
             // Harmless when the node has it; revives it when a node lost it.
             let _ = state.chain.send_raw(&attempt.raw).await;
         }
-        tokio::time::sleep(Duration::from_millis(RECEIPT_POLL_MS)).await;
+        let wait_ms = RECEIPT_POLL_STEPS_MS
+            .get(polls as usize - 1)
+            .copied()
+            .unwrap_or(RECEIPT_POLL_MS);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
     }
 }
 
@@ -345,6 +356,7 @@ async fn settle_attempt(
             record_outcome(state, record).await;
         }
         Fate::Dead => {
+            state.lanes.forget_nonce(attempt.nonce_key);
             attempt.outcome = AttemptOutcome::Dead;
             save(state, record).await?;
             warn!(payment_id = %record.id, %tx_hash, "transaction can no longer be included; re-signing");
@@ -366,7 +378,7 @@ async fn record_outcome(state: &WorkerState, record: &PaymentRecord) {
 }
 
 /// Retries a chain call while the node is unreachable, with capped exponential backoff.
-async fn retry_transient<T, F, Fut>(mut call: F) -> Result<T, ChainError>
+pub(crate) async fn retry_transient<T, F, Fut>(mut call: F) -> Result<T, ChainError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ChainError>>,

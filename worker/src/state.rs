@@ -1,9 +1,16 @@
 //! What every job handler of this worker process shares.
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use alloy::signers::local::PrivateKeySigner;
-use fluxus_shared::{chain::Chain, config::WorkerConfig, store::Store};
+use fluxus_shared::{
+    chain::{Chain, ChainError},
+    config::WorkerConfig,
+    store::Store,
+};
 
 use crate::lanes::Lanes;
 
@@ -16,4 +23,25 @@ pub struct WorkerState {
     pub lanes: Arc<Lanes>,
     /// Unique per process start: names the apalis worker and holds locks and leases.
     pub identity: String,
+    /// The node's gas price and when it was read.
+    pub gas_price: Mutex<Option<(Instant, u128)>>,
+}
+
+/// How long a gas price reading is reused; fees are bid at twice it, so a little staleness is
+/// harmless and saves a node call per payment.
+const GAS_PRICE_TTL_MS: u64 = 2_000;
+
+impl WorkerState {
+    /// The node's gas price, read at most every [`GAS_PRICE_TTL_MS`].
+    pub async fn gas_price(&self) -> Result<u128, ChainError> {
+        let cached = *self.gas_price.lock().expect("gas price");
+        if let Some((at, price)) = cached
+            && at.elapsed() < Duration::from_millis(GAS_PRICE_TTL_MS)
+        {
+            return Ok(price);
+        }
+        let price = crate::send::retry_transient(|| self.chain.gas_price()).await?;
+        *self.gas_price.lock().expect("gas price") = Some((Instant::now(), price));
+        Ok(price)
+    }
 }
