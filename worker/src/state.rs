@@ -32,7 +32,7 @@ pub struct WorkerState {
 const GAS_PRICE_TTL_MS: u64 = 2_000;
 
 impl WorkerState {
-    /// The node's gas price, read at most every [`GAS_PRICE_TTL_MS`].
+    /// The node's gas price, read at most every 2 s.
     pub async fn gas_price(&self) -> Result<u128, ChainError> {
         let cached = *self.gas_price.lock().expect("gas price");
         if let Some((at, price)) = cached
