@@ -181,10 +181,10 @@ impl Lanes {
     /// Records that this process's transaction with `nonce` was included on lane `key`.
     pub fn included(&self, key: u64, nonce: u64) {
         if self.owned.lock().expect("lane set").contains(&key) {
-            self.next_nonce
-                .lock()
-                .expect("nonce map")
-                .insert(key, nonce + 1);
+            // Inclusions can be observed out of order (a recovered attempt settling late).
+            let mut known = self.next_nonce.lock().expect("nonce map");
+            let next = known.entry(key).or_insert(0);
+            *next = (*next).max(nonce + 1);
         }
     }
 
