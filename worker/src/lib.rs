@@ -127,14 +127,19 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 
     let name = state.identity.clone();
     Monitor::new()
-        .register(move |_run| {
-            WorkerBuilder::new(name.clone())
+        .register(move |restarts| {
+            // apalis refuses to register a name seen within the dead-worker threshold, so a
+            // worker restarted by the monitor (after a Redis outage, say) gets a fresh name.
+            WorkerBuilder::new(format!("{name}-{restarts}"))
                 .backend(storage.clone())
                 .data(state.clone())
                 .concurrency(concurrency)
                 .build(handle)
         })
-        .should_restart(|_, _| true)
+        .should_restart(|_, error| {
+            warn!(cause = %error, "queue worker stopped on an error; restarting it");
+            true
+        })
         .shutdown_timeout(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS))
         .run_with_signal(shutdown_signal())
         .await?;
