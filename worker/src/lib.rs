@@ -42,8 +42,9 @@ use crate::{lanes::Lanes, send::SendError, state::WorkerState};
 pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
 /// A worker silent for this many heartbeats is dead and its jobs are re-queued.
 pub const MISSED_HEARTBEATS: usize = 10;
-/// How long a SIGTERM waits for in-flight payments before the process exits; unfinished
-/// jobs return to the queue and resume from their records.
+/// How long a SIGTERM waits for in-flight payments before the process exits. Payments whose
+/// outcome is still unknown stop waiting at once, release their lock and return to the queue;
+/// another worker resumes them from their records.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
 
 /// Tries per delivery before the job goes back to apalis for a later delivery. apalis retries
@@ -60,6 +61,8 @@ async fn handle(job: SendJob, state: Data<Arc<WorkerState>>) -> Result<(), BoxDy
             Ok(()) => return Ok(()),
             // A job for a record that does not exist can never succeed: do not retry it.
             Err(e @ SendError::Unknown(_)) => return Err(AbortError::new(e).into()),
+            // Its lock is released: another worker resumes it from the record.
+            Err(e @ SendError::ShuttingDown) => return Err(e.into()),
             Err(e) if attempt == HANDLER_TRIES => {
                 error!(cause = %e, "payment interrupted; it resumes from its record on redelivery");
                 return Err(e.into());
@@ -109,6 +112,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 
     let cleaner = spawn_job_cleaner(store.clone());
     let concurrency = config.lanes as usize;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(WorkerState {
         config,
         store,
@@ -118,6 +122,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         lanes: lanes.clone(),
         identity,
         gas_price: std::sync::Mutex::new(None),
+        shutdown: shutdown_rx,
     });
     let queue_config = QueueConfig::default()
         .queue(SEND_QUEUE)
@@ -141,7 +146,12 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             true
         })
         .shutdown_timeout(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS))
-        .run_with_signal(shutdown_signal())
+        .run_with_signal(async move {
+            shutdown_signal().await?;
+            info!("stopping: in-flight payments go back to the queue with their records");
+            let _ = shutdown_tx.send(true);
+            Ok(())
+        })
         .await?;
 
     renewal.abort();

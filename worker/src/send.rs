@@ -47,12 +47,17 @@ pub enum SendError {
     LockLost(String),
     #[error("node: {0}")]
     Chain(#[from] ChainError),
+    /// The process is stopping; the payment goes back to the queue for another worker.
+    #[error("worker shutting down; payment handed back")]
+    ShuttingDown,
 }
 
 /// What became of a followed attempt.
 enum Fate {
     Included(Receipt),
     Dead,
+    /// Still unknown, and the process is stopping.
+    Interrupted,
 }
 
 /// Handles one delivery of a payment's job: waits for the payment's lock, then drives it.
@@ -65,6 +70,9 @@ pub async fn process(state: &WorkerState, payment_id: &str) -> Result<(), SendEr
             .await?
         {
             break;
+        }
+        if *state.shutdown.borrow() {
+            return Err(SendError::ShuttingDown);
         }
         // Another worker drives it (a duplicate delivery); done once it is terminal.
         match state.store.get(payment_id).await? {
@@ -281,9 +289,13 @@ async fn broadcast_new(
 async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
     let sender = state.lanes.sender();
     let mut polls: u32 = 0;
+    let mut shutdown = state.shutdown.clone();
     loop {
         if let Ok(Some(receipt)) = state.chain.receipt(attempt.tx_hash).await {
             return Fate::Included(receipt);
+        }
+        if *shutdown.borrow() {
+            return Fate::Interrupted;
         }
         polls += 1;
         if polls.is_multiple_of(NONCE_CHECK_EVERY_POLLS) {
@@ -297,7 +309,11 @@ async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
             .get(polls as usize - 1)
             .copied()
             .unwrap_or(RECEIPT_POLL_MS);
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        // A stopping worker hands the payment back at once rather than polling on.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            _ = shutdown.changed() => {}
+        }
     }
 }
 
@@ -355,6 +371,7 @@ async fn settle_attempt(
             info!(payment_id = %record.id, %tx_hash, status = record.status.as_str(), "settled");
             record_outcome(state, record).await;
         }
+        Fate::Interrupted => return Err(SendError::ShuttingDown),
         Fate::Dead => {
             state.lanes.forget_nonce(attempt.nonce_key);
             attempt.outcome = AttemptOutcome::Dead;

@@ -23,6 +23,8 @@ pub struct WorkerState {
     pub lanes: Arc<Lanes>,
     /// Unique per process start: names the apalis worker and holds locks and leases.
     pub identity: String,
+    /// Turns `true` when the process is asked to stop.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The node's gas price and when it was read.
     pub gas_price: Mutex<Option<(Instant, u128)>>,
 }
