@@ -18,21 +18,47 @@ DEV_SENDER_KEY="0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff
 mkdir -p "$STATE_DIR"
 
 pids=()
+stopped=""
 cleanup() {
+  [ -n "$stopped" ] && return
+  stopped=1
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  echo "stopped."
+  echo "dev-stack: stopped everything it started."
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
+# Waits until a check passes; gives up at the deadline or as soon as a started process died.
 wait_for() { # description, deadline in seconds, command...
   local what="$1" secs="$2"; shift 2
   local end=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then echo "dev-stack: $what did not come up; see $STATE_DIR/*.log" >&2; exit 1; fi
+    for pid in "${pids[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "dev-stack: a process exited while waiting for $what; see $STATE_DIR/*.log" >&2
+        exit 1
+      fi
+    done
+    if [ $SECONDS -ge $end ]; then
+      echo "dev-stack: $what did not come up; see $STATE_DIR/*.log" >&2
+      exit 1
+    fi
     sleep 0.2
   done
 }
+
+port_in_use() { # host:port
+  (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
+
+for addr in "127.0.0.1:$RPC_PORT" "$API_ADDR"; do
+  if port_in_use "$addr"; then
+    echo "dev-stack: $addr is already in use; set FLUXUS_DEV_RPC_PORT (anvil) or" \
+      "FLUXUS_LISTEN (API) to free ones" >&2
+    exit 1
+  fi
+done
 
 echo "==> installing the pinned Tempo dev node (anvil)"
 anvil="$(bash scripts/install-anvil.sh)"
@@ -58,7 +84,7 @@ echo "==> starting anvil --network tempo on 127.0.0.1:$RPC_PORT"
   >"$STATE_DIR/anvil.log" 2>&1 &
 pids+=($!)
 rpc_up() {
-  curl -sf -H 'content-type: application/json' \
+  curl -sf --max-time 2 -H 'content-type: application/json' \
     -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "http://127.0.0.1:$RPC_PORT"
 }
 wait_for anvil 30 rpc_up
@@ -74,7 +100,7 @@ echo "==> starting fluxus-api on $API_ADDR and fluxus-worker"
 pids+=($!)
 "$bin_dir/fluxus-worker" >"$STATE_DIR/worker.log" 2>&1 &
 pids+=($!)
-wait_for fluxus-api 60 curl -sf "http://$API_ADDR/readyz"
+wait_for fluxus-api 60 curl -sf --max-time 2 "http://$API_ADDR/readyz"
 
 base="http://$API_ADDR"
 to="0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
@@ -106,5 +132,6 @@ Paste these:
 Ctrl-C stops the stack.
 MSG
 
-wait -n "${pids[@]}"
-echo "dev-stack: a process exited; see $STATE_DIR/*.log" >&2
+# The stack runs as a whole: if any of its processes exits, everything is stopped.
+wait -n "${pids[@]}" || true
+echo "dev-stack: a process of the stack exited; stopping the rest (see $STATE_DIR/*.log)" >&2

@@ -30,7 +30,12 @@ pub enum ProblemResponse {
     BadRequest(Json<Problem>),
     /// Missing or wrong bearer token.
     #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Json<Problem>),
+    Unauthorized(
+        Json<Problem>,
+        /// Always `Bearer`.
+        #[oai(header = "WWW-Authenticate")]
+        Option<String>,
+    ),
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
     /// The idempotency key was already used for a different request.
@@ -75,13 +80,16 @@ impl ProblemResponse {
     }
 
     pub fn unauthorized() -> Self {
-        Self::Unauthorized(problem(
-            "unauthorized",
-            "Unauthorized",
-            StatusCode::UNAUTHORIZED,
-            "send the API key as `Authorization: Bearer <FLUXUS_API_KEY>`".into(),
-            None,
-        ))
+        Self::Unauthorized(
+            problem(
+                "unauthorized",
+                "Unauthorized",
+                StatusCode::UNAUTHORIZED,
+                "send the API key as `Authorization: Bearer <FLUXUS_API_KEY>`".into(),
+                None,
+            ),
+            Some("Bearer".into()),
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -137,6 +145,38 @@ impl ProblemResponse {
     }
 }
 
+/// A problem response outside the operations' typed responses.
+fn plain(status: StatusCode, slug: &str, title: &str, detail: &str) -> Response {
+    let p = problem(slug, title, status, detail.into(), None).0;
+    Response::builder()
+        .status(status)
+        .content_type(PROBLEM_CONTENT_TYPE)
+        .body(
+            serde_json::json!({
+                "type": p.kind, "title": p.title, "status": p.status, "detail": p.detail,
+            })
+            .to_string(),
+        )
+}
+
+pub fn unsupported_media_type() -> Response {
+    plain(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Send application/json",
+        "send the body as JSON with `Content-Type: application/json`",
+    )
+}
+
+pub fn body_too_large() -> Response {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Body too large",
+        "a payment request body is at most 16 KiB",
+    )
+}
+
 /// A body that cannot be read at all (not JSON, not an object).
 pub fn invalid_body(detail: String) -> ProblemResponse {
     ProblemResponse::BadRequest(problem(
@@ -162,7 +202,12 @@ pub fn render_error(err: poem::Error) -> Response {
         return ProblemResponse::unauthorized().into_response();
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
-        return ProblemResponse::invalid_field(e.name, &e.reason).into_response();
+        let rule = match e.name {
+            "limit" => "must be a whole number from 1 to 100",
+            "cursor" => "must be a `next_cursor` this API returned",
+            _ => "has a value of the wrong type",
+        };
+        return ProblemResponse::invalid_field(e.name, rule).into_response();
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
         return ProblemResponse::invalid_field(e.name, &e.reason).into_response();

@@ -1,14 +1,29 @@
-//! Strict request bodies: checked before the typed handlers see them.
+//! Strict money-moving requests: checked before the typed handlers see them.
 //!
-//! poem-openapi turns a JSON number or boolean into a `String` field and does not name the
-//! field in its parse errors. Money fields need both refused and named, so each money-moving
-//! body is first checked here against its field list: valid JSON object, no unknown field,
-//! every required field present, every field a JSON string.
+//! poem-openapi turns a JSON number or boolean into a `String` field, keeps the last of two
+//! equal fields, drops a header it cannot read as text, and does not name the field in its
+//! parse errors. A payment request needs each of those refused and named, so it is checked
+//! here first: bearer, `Idempotency-Key` (once, visible ASCII), `application/json`, at most
+//! [`MAX_BODY_BYTES`], then the body: a JSON object, no repeated field, no unknown field, every
+//! required field present, every field a JSON string.
 
-use poem::{Body, Endpoint, IntoResponse, Request, Response, http::Method};
-use serde_json::Value;
+use std::sync::Arc;
 
-use crate::problem::{ProblemResponse, invalid_body};
+use poem::{
+    Body, Endpoint, IntoResponse, Request, Response,
+    http::{Method, header},
+};
+use serde::{
+    Deserialize, Deserializer,
+    de::{MapAccess, Visitor},
+};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    problem::{ProblemResponse, body_too_large, invalid_body, unsupported_media_type},
+    state::AppState,
+};
 
 /// A body field: its name and whether it must be present.
 pub struct FieldRule {
@@ -42,13 +57,59 @@ fn rules_for(method: &Method, path: &str) -> Option<&'static [FieldRule]> {
     (method == Method::POST && path == "/api/v1/send").then_some(SEND_FIELDS)
 }
 
+/// The largest body a money-moving request may have; real ones are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
+/// A JSON object read without letting a repeated field silently overwrite the first one.
+struct UniqueObject {
+    fields: Map<String, Value>,
+    duplicate: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueObjectVisitor)
+    }
+}
+
+struct UniqueObjectVisitor;
+
+impl<'de> Visitor<'de> for UniqueObjectVisitor {
+    type Value = UniqueObject;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueObject, A::Error> {
+        let mut object = UniqueObject {
+            fields: Map::new(),
+            duplicate: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            if object.fields.contains_key(&key) && object.duplicate.is_none() {
+                object.duplicate = Some(key.clone());
+            }
+            object.fields.insert(key, value);
+        }
+        Ok(object)
+    }
+}
+
 /// Checks a JSON body against its rules; the problem names the first offending field.
 pub fn check(body: &[u8], rules: &[FieldRule]) -> Result<(), ProblemResponse> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid_body(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(fields) = value else {
-        return Err(invalid_body("the body must be a JSON object".into()));
-    };
+    let object: UniqueObject = serde_json::from_slice(body)
+        .map_err(|e| invalid_body(format!("the body must be a JSON object: {e}")))?;
+    if let Some(field) = object.duplicate {
+        return Err(ProblemResponse::invalid_field(
+            &field,
+            "appears more than once; send it once",
+        ));
+    }
+    let fields = object.fields;
     if let Some(unknown) = fields.keys().find(|k| !rules.iter().any(|r| r.name == *k)) {
         return Err(ProblemResponse::invalid_field(
             unknown,
@@ -61,10 +122,16 @@ pub fn check(body: &[u8], rules: &[FieldRule]) -> Result<(), ProblemResponse> {
                 return Err(ProblemResponse::invalid_field(rule.name, "is required"));
             }
             None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(_) if rule.name == "amount" => {
+                return Err(ProblemResponse::invalid_field(
+                    "amount",
+                    "must be a JSON string holding a decimal such as \"1.25\", not a JSON number",
+                ));
+            }
             Some(_) => {
                 return Err(ProblemResponse::invalid_field(
                     rule.name,
-                    "must be a JSON string (amounts too: \"1.25\", not 1.25)",
+                    "must be a JSON string",
                 ));
             }
         }
@@ -72,14 +139,90 @@ pub fn check(body: &[u8], rules: &[FieldRule]) -> Result<(), ProblemResponse> {
     Ok(())
 }
 
-/// Middleware: refuses a body that breaks its rules, else passes the request on unchanged.
+/// An idempotency key: 1 to 255 visible ASCII characters.
+pub fn validate_idempotency_key(key: &str) -> Result<(), ProblemResponse> {
+    let visible = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN || !visible {
+        return Err(ProblemResponse::invalid_field(
+            IDEMPOTENCY_KEY_HEADER,
+            "must be 1 to 255 visible ASCII characters (no spaces), sent once",
+        ));
+    }
+    Ok(())
+}
+
+/// At most one `Idempotency-Key`, and a valid one: a key the handler could not read would
+/// otherwise be dropped silently and a retry would pay again.
+fn check_idempotency_headers(req: &Request) -> Result<(), ProblemResponse> {
+    let values: Vec<_> = req
+        .headers()
+        .get_all(IDEMPOTENCY_KEY_HEADER)
+        .iter()
+        .collect();
+    if values.len() > 1 {
+        return Err(ProblemResponse::invalid_field(
+            IDEMPOTENCY_KEY_HEADER,
+            "must be sent once",
+        ));
+    }
+    match values.first() {
+        None => Ok(()),
+        Some(v) => validate_idempotency_key(v.to_str().unwrap_or("\u{0}")),
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let essence = content_type
+        .and_then(|c| c.split(';').next())
+        .map(str::trim);
+    essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json"))
+}
+
+/// Checks a money-moving request in the order a client can act on: credentials, idempotency
+/// key, content type, size, then the body's fields.
+async fn guard(req: &mut Request, rules: &[FieldRule]) -> Result<(), Response> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .cloned()
+        .expect("state is attached");
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !bearer.is_some_and(|token| {
+        bool::from(
+            token
+                .as_bytes()
+                .ct_eq(state.config.api_key.expose().as_bytes()),
+        )
+    }) {
+        return Err(ProblemResponse::unauthorized().into_response());
+    }
+    check_idempotency_headers(req).map_err(IntoResponse::into_response)?;
+    if !is_json(req) {
+        return Err(unsupported_media_type());
+    }
+    let bytes = req
+        .take_body()
+        .into_bytes_limit(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| body_too_large())?;
+    check(&bytes, rules).map_err(IntoResponse::into_response)?;
+    req.set_body(Body::from(bytes));
+    Ok(())
+}
+
+/// Middleware: refuses a money-moving request that breaks its rules, else passes it on.
 pub async fn strict_bodies<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Response> {
-    if let Some(rules) = rules_for(req.method(), req.uri().path()) {
-        let bytes = req.take_body().into_bytes().await?;
-        if let Err(problem) = check(&bytes, rules) {
-            return Ok(problem.into_response());
-        }
-        req.set_body(Body::from(bytes));
+    if let Some(rules) = rules_for(req.method(), req.uri().path())
+        && let Err(refusal) = guard(&mut req, rules).await
+    {
+        return Ok(refusal);
     }
     Ok(ep.call(req).await?.into_response())
 }
@@ -112,6 +255,10 @@ mod tests {
             Some("to")
         );
         assert_eq!(field_of(r#"{"to":"0x1","amount":"1","memo":null}"#), None);
+        assert_eq!(
+            field_of(r#"{"to":"0x1","amount":"1","amount":"9"}"#).as_deref(),
+            Some("amount")
+        );
         assert_eq!(field_of("[1]").as_deref(), Some(""));
         assert_eq!(field_of("{").as_deref(), Some(""));
     }

@@ -24,6 +24,8 @@ pub enum AddressError {
     Zero,
     #[error("is a TIP-20 token address, which cannot receive transfers")]
     TokenAddress,
+    #[error("is a precompile or system contract address; tokens sent there are lost")]
+    SystemAddress,
 }
 
 /// Parses any well-formed address, checksum-checked, without recipient rules.
@@ -57,7 +59,19 @@ pub fn parse_recipient(input: &str) -> Result<Address, AddressError> {
     if is_tip20_address(&address) {
         return Err(AddressError::TokenAddress);
     }
+    if is_system_address(&address) {
+        return Err(AddressError::SystemAddress);
+    }
     Ok(address)
+}
+
+/// Precompiles (`0x0000…00ff`-style, at most 2 significant bytes) and Tempo's system contracts
+/// (a short tag followed by zeros, e.g. `0xfeec00…`, `0x4e4f4e4345…`). No key-derived account
+/// has 15 trailing or 18 leading zero bytes in practice (a 2^-120 chance), so refusing these
+/// can only stop mistakes.
+fn is_system_address(address: &Address) -> bool {
+    let bytes = address.as_slice();
+    bytes[5..].iter().all(|b| *b == 0) || bytes[..18].iter().all(|b| *b == 0)
 }
 
 pub fn is_tip20_address(address: &Address) -> bool {
@@ -96,6 +110,18 @@ mod tests {
         let token = "0x20c0000000000000000000000000000000000001";
         assert_eq!(parse_recipient(token), Err(AddressError::TokenAddress));
         assert_eq!(parse_recipient("0xABC"), Err(AddressError::Length(3)));
+        for system in [
+            "0x0000000000000000000000000000000000000001",
+            "0x4e4F4E4345000000000000000000000000000000",
+            "0xfeEC000000000000000000000000000000000000",
+            "0x403c000000000000000000000000000000000000",
+        ] {
+            assert_eq!(
+                parse_recipient(system),
+                Err(AddressError::SystemAddress),
+                "{system}"
+            );
+        }
         assert_eq!(
             parse_recipient(&format!("0x{}g", &GOOD[2..41])),
             Err(AddressError::NotHex)

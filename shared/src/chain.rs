@@ -83,9 +83,10 @@ impl ChainError {
 fn describe_tip20_error(e: &ITIP20Errors) -> String {
     match e {
         ITIP20Errors::InsufficientBalance(b) => format!(
-            "insufficient token balance: the sender holds {} base units of {} and the payment \
-             needs {}",
-            b.available, b.token, b.required
+            "insufficient balance of token {}: the sender holds {} and the payment needs {}",
+            b.token,
+            crate::amount::format_base_units(u128::try_from(b.available).unwrap_or(u128::MAX)),
+            crate::amount::format_base_units(u128::try_from(b.required).unwrap_or(u128::MAX)),
         ),
         ITIP20Errors::InvalidRecipient(_) => "the recipient cannot receive this token".into(),
         ITIP20Errors::PolicyForbids(_) => "the token's transfer policy forbids this".into(),

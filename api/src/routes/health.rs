@@ -10,7 +10,9 @@ use crate::state::AppState;
 #[derive(Debug, Object)]
 pub struct Health {
     pub status: String,
+    #[oai(skip_serializing_if_is_none)]
     pub redis: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub node: Option<String>,
 }
 

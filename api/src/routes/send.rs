@@ -20,13 +20,13 @@ use crate::{
     auth::ApiKey,
     problem::ProblemResponse,
     state::AppState,
+    strict::validate_idempotency_key,
     views::{JobView, job_view},
 };
 
 /// A stored record still `queued` this long after acceptance may have lost its job (the API
 /// died between storing and enqueueing); an idempotent retry enqueues it again.
 const REQUEUE_AFTER_MS: u64 = 10_000;
-const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
 /// A payment to make.
 #[derive(Debug, Object)]
@@ -51,6 +51,9 @@ pub enum SendResponse {
         /// `true` when this answers a repeat of an earlier request with the same key.
         #[oai(header = "Idempotent-Replayed")]
         Option<String>,
+        /// The job's URL.
+        #[oai(header = "Location")]
+        String,
     ),
 }
 
@@ -90,17 +93,6 @@ fn validate(state: &AppState, req: &SendRequest) -> Result<Payment, ProblemRespo
         amount,
         memo,
     })
-}
-
-fn validate_idempotency_key(key: &str) -> Result<(), ProblemResponse> {
-    let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN || !printable {
-        return Err(ProblemResponse::invalid_field(
-            "Idempotency-Key",
-            "must be 1 to 255 printable ASCII characters without spaces",
-        ));
-    }
-    Ok(())
 }
 
 impl Payment {
@@ -172,10 +164,9 @@ impl SendApi {
                 enqueue(&state, &record.id, key).await?;
                 state.metrics.accepted("send");
                 info!(payment_id = %record.id, "payment accepted");
-                Ok(SendResponse::Accepted(
-                    Json(job_view(&record, &state.config.common.tokens)),
-                    None,
-                ))
+                let view = job_view(&record, &state.config.common.tokens);
+                let location = view.links.self_.clone();
+                Ok(SendResponse::Accepted(Json(view), None, location))
             }
             Created::Existing { fingerprint, id } if fingerprint == record.fingerprint => {
                 replay(&state, &id).await
@@ -221,5 +212,10 @@ async fn replay(state: &AppState, id: &str) -> Result<SendResponse, ProblemRespo
         }
     }
     let view = job_view(&record, &state.config.common.tokens);
-    Ok(SendResponse::Accepted(Json(view), Some("true".into())))
+    let location = view.links.self_.clone();
+    Ok(SendResponse::Accepted(
+        Json(view),
+        Some("true".into()),
+        location,
+    ))
 }
