@@ -287,3 +287,87 @@ async fn service_endpoints_answer() {
         "no send operation in the spec"
     );
 }
+
+/// A field given twice (the last would win in most JSON readers), a system contract recipient
+/// and an oversized body: each refused, nothing stored.
+#[tokio::test]
+async fn repeated_fields_system_recipients_and_big_bodies_are_refused() {
+    let mut repeated = Case::field("amount given twice", "amount", json!("0.01"));
+    repeated.body = repeated.body.replacen('{', r#"{"amount":"1000","#, 1);
+
+    let mut big = Case::field("16 KiB+ body", "memo", json!("a".repeat(20_000)));
+    big.status = 413;
+    big.slug = Some("body-too-large");
+    big.field = None;
+
+    let mut cases = vec![repeated, big];
+    for system in [
+        "0x0000000000000000000000000000000000000001",
+        "0x4e4F4E4345000000000000000000000000000000",
+        "0xfeEC000000000000000000000000000000000000",
+    ] {
+        cases.push(Case::field(system, "to", json!(system)).mentioning("system"));
+    }
+    run(cases).await;
+}
+
+/// An Idempotency-Key the server could not read must refuse the request, never be ignored (a
+/// retry would pay again); so must two keys, and a body that is not `application/json`.
+#[tokio::test]
+async fn unreadable_keys_and_wrong_content_types_are_refused() {
+    let _turn = SERIAL.lock().await;
+    let stack = stack();
+    let _logs = stack.logs_on_panic();
+    let store = stack.store();
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/send", stack.api_url());
+    let body = json!({"to": checksummed(fresh_address()), "amount": "0.01"}).to_string();
+
+    let non_ascii = reqwest::header::HeaderValue::from_bytes("clé-€".as_bytes()).expect("bytes");
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "non-ASCII key",
+            http.post(&url).header("Idempotency-Key", non_ascii),
+            400,
+            "invalid-field",
+        ),
+        (
+            "two keys",
+            http.post(&url)
+                .header("Idempotency-Key", "k1")
+                .header("Idempotency-Key", "k2"),
+            400,
+            "invalid-field",
+        ),
+        (
+            "merge-patch content type",
+            http.post(&url),
+            415,
+            "unsupported-media-type",
+        ),
+    ];
+    for (name, request, status, slug) in cases {
+        let before = store.leftovers();
+        let content_type = if status == 415 {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        let reply = request
+            .bearer_auth(&stack.api_key)
+            .header("Content-Type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(reply.status().as_u16(), status, "{name}");
+        let problem: Value = reply.json().await.expect("problem+json");
+        assert_eq!(
+            problem["type"],
+            format!("urn:fluxus:problem:{slug}"),
+            "{name}: {problem}"
+        );
+        let left = store.leftovers().since(&before);
+        assert!(left.is_empty(), "{name}: left behind in redis: {left:?}");
+    }
+}
