@@ -1,63 +1,144 @@
-//! Command-line options of `fluxus-bench`, parsed by hand (a handful of `--flag value` pairs).
-//! Every value is checked here, so the phases never see a zero count or a negative rate.
+//! Command-line options of `fluxus-bench`, parsed by hand (a handful of `--flag value` pairs and
+//! one switch). Every value is checked here, so the phases never see a zero count or a negative
+//! rate.
 
 use anyhow::{Context, bail};
 
 pub const USAGE: &str = "\
 usage: fluxus-bench [--payments N] [--rate R] [--lanes N] [--raw-lanes N] [--block-time S]
+       fluxus-bench --matrix [--payments N] [--lanes N] [--raised-lanes N] [--raw-lanes N]
+                    [--block-time S]
 
-  --payments N    payments per phase (default 200)
-  --rate R        request rate of the accept-latency phase, per second (default 50)
-  --lanes N       FLUXUS_WORKER_LANES of the worker (default: the worker's own default)
-  --raw-lanes N   nonce lanes of the raw-node baseline (default max(8, --lanes))
-  --block-time S  interval mining every S seconds instead of automine";
+single run (one stack, one worker):
+  --payments N      payments per phase (default 200)
+  --rate R          request rate of the accept-latency phase, per second (default 50)
+  --lanes N         FLUXUS_WORKER_LANES of the worker (default: the worker's own default)
+  --raw-lanes N     nonce lanes of the raw-node baseline (default max(8, --lanes))
+  --block-time S    interval mining every S seconds instead of automine
+
+--matrix (automine and interval mining, 1, 2 and 4 workers, one line per round):
+  --payments N      payments per round (default 400)
+  --lanes N         FLUXUS_WORKER_LANES of every worker (default 4)
+  --raised-lanes N  FLUXUS_WORKER_LANES of the extra interval-mining stack (default 16)
+  --raw-lanes N     nonce lanes of the raw-node baseline (default max(8, 4 x --lanes))
+  --block-time S    block interval of the interval-mining stacks (default 0.5)";
 
 const DEFAULT_PAYMENTS: usize = 200;
+const DEFAULT_MATRIX_PAYMENTS: usize = 400;
 const DEFAULT_RATE_PER_S: f64 = 50.0;
 /// Lanes the raw-node baseline uses at least: enough that the node, not the sender, limits it.
 const MIN_RAW_LANES: u64 = 8;
+/// The worker's own default of `FLUXUS_WORKER_LANES`, passed explicitly in the matrix so that
+/// every printed line states the lanes it ran with.
+const DEFAULT_MATRIX_LANES: u32 = 4;
+const DEFAULT_RAISED_LANES: u32 = 16;
+const DEFAULT_MATRIX_BLOCK_TIME_SECS: f64 = 0.5;
+/// Worker processes of the matrix's largest round; the raw baseline gets as many lanes as they
+/// hold together.
+pub const MATRIX_MAX_WORKERS: usize = 4;
 
 /// What one run measures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Opts {
     pub payments: usize,
     pub rate_per_s: f64,
-    /// Passed to the worker as `FLUXUS_WORKER_LANES`; `None` keeps the worker's default.
+    /// Passed to the worker as `FLUXUS_WORKER_LANES`; `None` keeps the worker's default (always
+    /// `Some` in the matrix).
     pub lanes: Option<u32>,
     pub raw_lanes: u64,
+    /// The single run's mining (`None`: automine); the matrix's block interval.
     pub block_time_secs: Option<f64>,
+    /// `Some` in `--matrix` mode.
+    pub matrix: Option<MatrixOpts>,
+}
+
+/// What only the matrix uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatrixOpts {
+    /// Lanes per worker of the extra interval-mining stack that shows lanes lifting the bound.
+    pub raised_lanes: u32,
+}
+
+/// The flags given, before defaults that depend on the mode.
+#[derive(Default)]
+struct Given {
+    matrix: bool,
+    payments: Option<usize>,
+    rate_per_s: Option<f64>,
+    lanes: Option<u32>,
+    raised_lanes: Option<u32>,
+    raw_lanes: Option<u64>,
+    block_time_secs: Option<f64>,
 }
 
 /// `Ok(None)` when help was asked for.
 pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Opts>> {
-    let mut opts = Opts {
-        payments: DEFAULT_PAYMENTS,
-        rate_per_s: DEFAULT_RATE_PER_S,
-        lanes: None,
-        raw_lanes: 0,
-        block_time_secs: None,
-    };
-    let mut raw_lanes = None;
+    let mut given = Given::default();
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Ok(None);
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--matrix" => {
+                given.matrix = true;
+                continue;
+            }
+            _ => {}
         }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
         match flag.as_str() {
-            "--payments" => opts.payments = positive(&flag, &value)?,
-            "--rate" => opts.rate_per_s = positive_f64(&flag, &value)?,
-            "--lanes" => opts.lanes = Some(positive(&flag, &value)?),
-            "--raw-lanes" => raw_lanes = Some(positive(&flag, &value)?),
-            "--block-time" => opts.block_time_secs = Some(positive_f64(&flag, &value)?),
+            "--payments" => given.payments = Some(positive(&flag, &value)?),
+            "--rate" => given.rate_per_s = Some(positive_f64(&flag, &value)?),
+            "--lanes" => given.lanes = Some(positive(&flag, &value)?),
+            "--raised-lanes" => given.raised_lanes = Some(positive(&flag, &value)?),
+            "--raw-lanes" => given.raw_lanes = Some(positive(&flag, &value)?),
+            "--block-time" => given.block_time_secs = Some(positive_f64(&flag, &value)?),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
-    let fluxus_lanes = opts.lanes.map_or(0, u64::from);
-    opts.raw_lanes = raw_lanes.unwrap_or(MIN_RAW_LANES.max(fluxus_lanes));
-    Ok(Some(opts))
+    if given.matrix {
+        matrix_opts(given).map(Some)
+    } else {
+        single_opts(given).map(Some)
+    }
+}
+
+fn single_opts(given: Given) -> anyhow::Result<Opts> {
+    if given.raised_lanes.is_some() {
+        bail!("--raised-lanes applies to --matrix only\n{USAGE}");
+    }
+    let fluxus_lanes = given.lanes.map_or(0, u64::from);
+    Ok(Opts {
+        payments: given.payments.unwrap_or(DEFAULT_PAYMENTS),
+        rate_per_s: given.rate_per_s.unwrap_or(DEFAULT_RATE_PER_S),
+        lanes: given.lanes,
+        raw_lanes: given.raw_lanes.unwrap_or(MIN_RAW_LANES.max(fluxus_lanes)),
+        block_time_secs: given.block_time_secs,
+        matrix: None,
+    })
+}
+
+fn matrix_opts(given: Given) -> anyhow::Result<Opts> {
+    if given.rate_per_s.is_some() {
+        bail!("--rate applies to the single run only: the matrix sends as fast as it can\n{USAGE}");
+    }
+    let lanes = given.lanes.unwrap_or(DEFAULT_MATRIX_LANES);
+    let all_lanes = u64::from(lanes) * MATRIX_MAX_WORKERS as u64;
+    Ok(Opts {
+        payments: given.payments.unwrap_or(DEFAULT_MATRIX_PAYMENTS),
+        rate_per_s: DEFAULT_RATE_PER_S,
+        lanes: Some(lanes),
+        raw_lanes: given.raw_lanes.unwrap_or(MIN_RAW_LANES.max(all_lanes)),
+        block_time_secs: Some(
+            given
+                .block_time_secs
+                .unwrap_or(DEFAULT_MATRIX_BLOCK_TIME_SECS),
+        ),
+        matrix: Some(MatrixOpts {
+            raised_lanes: given.raised_lanes.unwrap_or(DEFAULT_RAISED_LANES),
+        }),
+    })
 }
 
 fn positive<T>(flag: &str, value: &str) -> anyhow::Result<T>
@@ -94,6 +175,7 @@ mod tests {
             (opts.lanes, opts.raw_lanes, opts.block_time_secs),
             (None, 8, None)
         );
+        assert_eq!(opts.matrix, None);
     }
 
     #[test]
@@ -108,12 +190,34 @@ mod tests {
     }
 
     #[test]
+    fn matrix_defaults_and_overrides() {
+        let opts = parse_str("--matrix").unwrap().unwrap();
+        assert_eq!(opts.payments, 400);
+        assert_eq!(
+            (opts.lanes, opts.raw_lanes, opts.block_time_secs),
+            (Some(4), 16, Some(0.5))
+        );
+        assert_eq!(opts.matrix, Some(MatrixOpts { raised_lanes: 16 }));
+
+        let opts = parse_str("--payments 50 --matrix --lanes 2 --raised-lanes 8 --block-time 1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(opts.payments, 50);
+        assert_eq!((opts.lanes, opts.raw_lanes), (Some(2), 8));
+        assert_eq!(opts.block_time_secs, Some(1.0));
+        assert_eq!(opts.matrix, Some(MatrixOpts { raised_lanes: 8 }));
+    }
+
+    #[test]
     fn refuses_nonsense() {
         assert!(parse_str("--payments 0").is_err());
         assert!(parse_str("--rate -1").is_err());
         assert!(parse_str("--rate NaN").is_err());
         assert!(parse_str("--lanes").is_err());
         assert!(parse_str("--frobnicate 1").is_err());
+        assert!(parse_str("--matrix --rate 10").is_err());
+        assert!(parse_str("--raised-lanes 8").is_err());
+        assert!(parse_str("--matrix --raised-lanes 0").is_err());
         assert!(parse_str("--help").unwrap().is_none());
     }
 }

@@ -1,10 +1,13 @@
-//! The Fluxus API as the benchmark drives it: `POST /api/v1/send` and `GET /api/v1/jobs/{id}`,
-//! with the stack's bearer key. Errors are returned, never panicked on, so a phase can count them.
+//! The Fluxus API as the benchmark drives it: `POST /api/v1/send` and `GET /api/v1/jobs/{id}`
+//! with the stack's bearer key, and `GET /metrics`. Errors are returned, never panicked on, so a
+//! phase can count them.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use crate::scrape::Scrape;
 
 /// Timeout of one HTTP request; bounds a hung API, far above any healthy answer.
 const REQUEST_TIMEOUT_SECS: u64 = 10;
@@ -76,6 +79,22 @@ impl Fluxus {
             .as_str()
             .map(String::from)
             .with_context(|| format!("job reply has no status: {body}"))
+    }
+
+    /// `GET /metrics` (no auth), parsed.
+    pub async fn scrape(&self) -> anyhow::Result<Scrape> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .context("GET /metrics")?;
+        let status = response.status().as_u16();
+        let body = response.text().await.context("read the metrics reply")?;
+        if status != 200 {
+            bail!("GET /metrics answered {status}: {body}");
+        }
+        Ok(Scrape::parse(&body))
     }
 }
 

@@ -1,16 +1,55 @@
-//! `fluxus-bench`: starts its own Fluxus stack (dev node, Redis, one API, one worker) and
-//! measures it: accept latency at a fixed request rate, accept-to-confirmed throughput, and the
-//! raw node's throughput for the same transfers as a baseline. Figures go to stdout as greppable
-//! `key=value` lines; progress and diagnostics go to stderr. Every wait has a deadline.
+//! `fluxus-bench`: starts its own Fluxus stacks (dev node, Redis, one API, workers) on loopback
+//! ports and measures them. Figures go to stdout as greppable `key=value` lines; progress and
+//! diagnostics go to stderr. Every wait has a deadline.
+//!
+//! `bash scripts/bench.sh [--payments 200] [--rate 50]` (single run, one worker): accept latency
+//! at a fixed request rate, accept-to-confirmed throughput, and the raw node's throughput for
+//! the same transfers as a baseline.
+//!
+//! `bash scripts/bench.sh --matrix [--payments 400] [--lanes 4] [--raised-lanes 16]` (the issue-3
+//! benchmark, [`matrix`]): three stacks, one after another: automine, 0.5 s blocks, and 0.5 s
+//! blocks with `--raised-lanes` lanes per worker. On each, the raw baseline once, then rounds
+//! with 1, 2 and 4 worker processes (2 is skipped on the raised stack). A round sends
+//! `--payments` payments, 16 requests in flight, and prints one line:
+//!
+//! - `confirmed_per_s`: payments per second from the first POST until the `/metrics` reading
+//!   (taken every 100 ms) that counts all of them finished; `NA` unless every job then reads
+//!   `confirmed`.
+//! - `bound_per_s` (interval mining only): `lanes_total × blocks_per_s`, the most the lanes can
+//!   carry with one transaction in flight per lane and one block per transaction.
+//! - `raw_per_s`: the stack's raw-node baseline, the same transfers pre-signed by dev account 1
+//!   over `--raw-lanes` lanes (default 4 × `--lanes`) and sent straight to the node, first send
+//!   to last receipt; `ratio_percent` = `confirmed_per_s / raw_per_s`.
+//! - `accept_p50_ms`, `accept_p99_ms`: latency of every POST of the round (issue to 202), made
+//!   with 16 in flight, i.e. while the API is saturated by the round itself; `accept_per_s`: how
+//!   fast the burst was accepted.
+//! - `max_queue_depth`: the highest `fluxus_queue_depth` gauge seen in the 100 ms samples.
+//! - `api_peak_rss_kib`, `worker_peak_rss_kib`: peak resident memory during the round
+//!   (`VmHWM`, reset at its start), the API's and the largest worker's.
+//! - `confirmed=n/N` (and `failed=`, `pending=` when not zero): the jobs' own final statuses.
+//!
+//! Each round line is followed by a `round_detail` line: `first_finished_ms` (first POST to the
+//! first payment counted finished: how long the workers took to start) and the CPU seconds each
+//! kind of process used from the first POST until all had finished, with `cores_used` (their sum
+//! over the wall time; the machine's cores cap it). `raw_detail` gives the same CPU figures for
+//! the whole raw baseline, signing and receipt checks included. Then the log warnings and errors
+//! of each stack, two `check` lines (4 workers under automine against the 80 % target; 4 workers
+//! at 0.5 s blocks with default against raised lanes), and `matrix_total_s`.
 //!
 //! Limits: one machine runs the stack and the load, so the figures are relative (Fluxus against
-//! the raw node in the same run), not absolute capacity. Loopback only.
+//! the raw node in the same run), not absolute capacity; on a shared machine they are noisy.
+//! Loopback only.
 
 mod accept;
 mod args;
+mod burst;
 mod client;
+mod matrix;
 mod procs;
 mod raw;
+mod round;
+mod sampler;
+mod scrape;
 mod settle;
 mod stats;
 mod throughput;
@@ -52,7 +91,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&opts).await {
+    let outcome = match &opts.matrix {
+        Some(matrix) => matrix::run(&opts, matrix).await,
+        None => run(&opts).await,
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("fluxus-bench: some figures could not be measured (see above)");
@@ -65,8 +108,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Starts the stack, measures, reports memory and log findings. `Ok(false)` when a figure is
-/// missing. The stack is started from this (the main) thread: its children die with the thread.
+/// The single run: starts the stack, measures, reports memory and log findings. `Ok(false)` when
+/// a figure is missing. The stack is started from this (the main) thread: its children die with
+/// the thread (the matrix's stacks too).
 async fn run(opts: &Opts) -> anyhow::Result<bool> {
     eprintln!("starting the stack (dev node, redis, fluxus-api, fluxus-worker)…");
     let stack = spawn_stack(stack_opts(opts)).await;
@@ -114,7 +158,11 @@ async fn measure(stack: &Stack, opts: &Opts) -> anyhow::Result<bool> {
     warm_up(&fluxus, &names).await?;
     let mut complete = accept_phase(&fluxus, &names, opts, confirm_deadline).await;
 
-    eprintln!("phase 2: {} payments, up to 16 in flight…", opts.payments);
+    eprintln!(
+        "phase 2: {} payments, up to {} in flight…",
+        opts.payments,
+        burst::SEND_CONCURRENCY
+    );
     let flux = throughput::run(&fluxus, &names, opts.payments, confirm_deadline).await;
     flux.lines().iter().for_each(|line| println!("{line}"));
     note_error(

@@ -4,15 +4,10 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::time::Instant;
-
+use crate::burst;
 use crate::client::Fluxus;
 use crate::settle::{self, Settled};
 use crate::stats::{self, show};
-
-/// Sends in flight at once.
-const SEND_CONCURRENCY: usize = 16;
 
 /// What phase 2 measured.
 pub struct ThroughputReport {
@@ -50,33 +45,18 @@ pub async fn run(
     count: usize,
     deadline: Duration,
 ) -> ThroughputReport {
-    let start = Instant::now();
-    let replies: Vec<anyhow::Result<String>> = futures::stream::iter(0..count)
-        .map(|i| fluxus.send(&recipients[i % recipients.len()]))
-        .buffer_unordered(SEND_CONCURRENCY)
-        .collect()
-        .await;
-    let accept_all = start.elapsed();
-
-    let (ids, errors): (Vec<_>, Vec<_>) = replies.into_iter().partition(Result::is_ok);
-    let ids: Vec<String> = ids.into_iter().flatten().collect();
-    let first_error = errors
-        .into_iter()
-        .find_map(Result::err)
-        .map(|e| format!("{e:#}"));
-    let send_errors = count - ids.len();
-
-    let settled = settle::wait_terminal(fluxus, &ids, deadline).await;
-    let all_confirmed = send_errors == 0 && settled.confirmed == count;
+    let sent = burst::send(fluxus, recipients, count).await;
+    let settled = settle::wait_terminal(fluxus, &sent.ids, deadline).await;
+    let all_confirmed = sent.errors == 0 && settled.confirmed == count;
     let confirmed_per_s = settled
         .last_confirmed_at
         .filter(|_| all_confirmed)
-        .and_then(|last| stats::per_second(count, last - start));
+        .and_then(|last| stats::per_second(count, last - sent.start));
     ThroughputReport {
         payments: count,
-        accept_all,
-        send_errors,
-        first_error,
+        accept_all: sent.span,
+        send_errors: sent.errors,
+        first_error: sent.first_error,
         settled,
         confirmed_per_s,
     }
