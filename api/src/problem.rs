@@ -115,6 +115,23 @@ impl ProblemResponse {
         ))
     }
 
+    /// The payment store failed mid-request: the payment may or may not have been stored.
+    pub fn store_unavailable() -> Self {
+        Self::Unavailable(
+            problem(
+                "unavailable",
+                "Service unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the payment store did not answer, so the payment may or may not have been \
+                 accepted; retry with the same Idempotency-Key to find out (without a key, check \
+                 before paying again)"
+                    .into(),
+                None,
+            ),
+            Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        )
+    }
+
     pub fn unavailable(what: &str) -> Self {
         Self::Unavailable(
             problem(

@@ -3,7 +3,13 @@
 //! Node errors are sorted here into what callers branch on: a definite refusal, a revert, or a
 //! transient fault (the node could not be asked) after which nothing is known.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy::{
     consensus::BlockHeader,
@@ -19,7 +25,7 @@ use tempo_alloy::{
     contracts::precompiles::{ITIP20, ITIP20::ITIP20Errors},
     primitives::transaction::Call,
     provider::TempoProviderExt,
-    rpc::TempoTransactionRequest,
+    rpc::{TempoTransactionReceipt, TempoTransactionRequest},
 };
 
 /// Tempo gas prices are in 10^-18 USD per gas; fee tokens have 6 decimals.
@@ -95,6 +101,36 @@ fn describe_tip20_error(e: &ITIP20Errors) -> String {
     }
 }
 
+fn to_receipt(r: &TempoTransactionReceipt) -> Option<Receipt> {
+    let gas = r.gas_used() as u128 * r.effective_gas_price();
+    Some(Receipt {
+        success: r.status(),
+        block_number: r.block_number()?,
+        fee_token: r.fee_token,
+        fee_base_units: gas.div_ceil(GAS_PRICE_SCALE),
+    })
+}
+
+/// How a synchronous broadcast went.
+#[derive(Debug)]
+pub enum Sent {
+    /// Included; here is the receipt.
+    Included(Receipt),
+    /// Pooled (or possibly pooled); its receipt is still to come.
+    Pending,
+    /// The lane nonce is already used: by this very transaction, or by another.
+    NonceTaken,
+}
+
+impl From<Broadcast> for Sent {
+    fn from(b: Broadcast) -> Self {
+        match b {
+            Broadcast::Accepted => Self::Pending,
+            Broadcast::NonceTaken => Self::NonceTaken,
+        }
+    }
+}
+
 /// How a broadcast went.
 #[derive(Debug)]
 pub enum Broadcast {
@@ -116,6 +152,8 @@ pub struct Receipt {
 #[derive(Clone)]
 pub struct Chain {
     provider: RootProvider<TempoNetwork>,
+    /// Set once the node answered that it has no `eth_sendRawTransactionSync`.
+    sync_unsupported: Arc<AtomicBool>,
 }
 
 async fn timed<T>(
@@ -134,6 +172,7 @@ impl Chain {
         let url = url.parse().map_err(|_| "is not a valid URL".to_string())?;
         Ok(Self {
             provider: RootProvider::new_http(url),
+            sync_unsupported: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -172,22 +211,90 @@ impl Chain {
     }
 
     /// Gas for the calls, with headroom; a revert comes back as [`ChainError::Reverted`].
-    pub async fn estimate_gas(
-        &self,
-        from: Address,
-        call: &Call,
-        fee_token: Address,
-    ) -> Result<u64, ChainError> {
-        let request = TempoTransactionRequest {
+    fn request(from: Address, call: &Call, fee_token: Address) -> TempoTransactionRequest {
+        TempoTransactionRequest {
             inner: TransactionRequest::default()
                 .from(from)
                 .to(*call.to.to().expect("transfers call an address"))
                 .input(call.input.clone().into()),
             fee_token: Some(fee_token),
             ..Default::default()
-        };
+        }
+    }
+
+    /// Gas for the calls, with headroom; a revert comes back as [`ChainError::Reverted`].
+    pub async fn estimate_gas(
+        &self,
+        from: Address,
+        call: &Call,
+        fee_token: Address,
+    ) -> Result<u64, ChainError> {
+        let request = Self::request(from, call, fee_token);
         let gas = timed(self.provider.estimate_gas(request).into_future()).await?;
         Ok(gas + gas * GAS_ESTIMATE_MARGIN_PERCENT / 100)
+    }
+
+    /// Runs the call once against the latest state: `Ok` when it would succeed, a revert as
+    /// [`ChainError::Reverted`] with the reason in words. One execution, where an estimate
+    /// takes several.
+    pub async fn simulate(
+        &self,
+        from: Address,
+        call: &Call,
+        fee_token: Address,
+    ) -> Result<(), ChainError> {
+        let request = Self::request(from, call, fee_token);
+        timed(self.provider.call(request).into_future())
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the node knows the transaction (pooled or included).
+    pub async fn knows_transaction(&self, hash: B256) -> Result<bool, ChainError> {
+        let tx = timed(self.provider.get_transaction_by_hash(hash).into_future()).await?;
+        Ok(tx.is_some())
+    }
+
+    /// Broadcasts and, where the node supports `eth_sendRawTransactionSync`, waits for the
+    /// receipt in the same call (one round trip instead of send plus polling). Any error after
+    /// the node may have pooled the transaction (a sync timeout, say) is checked against the
+    /// node's pool, so a pooled transaction is never reported as refused.
+    pub async fn send_raw_sync(&self, raw: &Bytes, hash: B256) -> Result<Sent, ChainError> {
+        if self.sync_unsupported.load(Ordering::Relaxed) {
+            return self.send_raw(raw).await.map(Sent::from);
+        }
+        let request = self
+            .provider
+            .client()
+            .request::<_, TempoTransactionReceipt>(
+                "eth_sendRawTransactionSync",
+                (alloy::hex::encode_prefixed(raw),),
+            );
+        let error = match timed(request).await {
+            Ok(receipt) => return Ok(to_receipt(&receipt).map_or(Sent::Pending, Sent::Included)),
+            Err(ChainError::Refused(message)) if message.contains("code -32601") => {
+                self.sync_unsupported.store(true, Ordering::Relaxed);
+                return self.send_raw(raw).await.map(Sent::from);
+            }
+            Err(error) => error,
+        };
+        let ChainError::Refused(message) = &error else {
+            return Err(error);
+        };
+        let lower = message.to_lowercase();
+        if lower.contains("already known") || lower.contains("already imported") {
+            return Ok(Sent::Pending);
+        }
+        if lower.contains("nonce too low") {
+            return Ok(Sent::NonceTaken);
+        }
+        match self.knows_transaction(hash).await {
+            Ok(true) => Ok(Sent::Pending),
+            Ok(false) => Err(error),
+            Err(_) => Err(ChainError::Transient(format!(
+                "{message}; pool state unknown"
+            ))),
+        }
     }
 
     pub async fn send_raw(&self, raw: &Bytes) -> Result<Broadcast, ChainError> {
@@ -209,15 +316,7 @@ impl Chain {
 
     pub async fn receipt(&self, hash: B256) -> Result<Option<Receipt>, ChainError> {
         let receipt = timed(self.provider.get_transaction_receipt(hash).into_future()).await?;
-        Ok(receipt.and_then(|r| {
-            let gas = r.gas_used() as u128 * r.effective_gas_price();
-            Some(Receipt {
-                success: r.status(),
-                block_number: r.block_number()?,
-                fee_token: r.fee_token,
-                fee_base_units: gas.div_ceil(GAS_PRICE_SCALE),
-            })
-        }))
+        Ok(receipt.as_ref().and_then(to_receipt))
     }
 
     /// TIP-20 `Transfer` and `TransferWithMemo` logs of `tokens` from or to `account`.

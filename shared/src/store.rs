@@ -3,12 +3,14 @@
 //! Key layout (every key Fluxus owns starts with `fluxus:`):
 //! - `fluxus:payment:{id}`: the [`PaymentRecord`] as JSON.
 //! - `fluxus:idem:{key}`: `{fingerprint}|{payment id}`, kept [`IDEMPOTENCY_TTL_SECS`].
+//! - `fluxus:outbox`: accepted payments whose job push is not confirmed yet.
 //! - `fluxus:lock:payment:{id}`: the worker currently driving a payment.
 //! - `fluxus:lane:{sender}:{nonce key}`: the worker leasing a nonce lane.
 //! - `fluxus:metrics:*`: job outcome counters and the latency histogram shared by all workers.
 //!
-//! A record and its idempotency key are written by one Lua script, so a request is either
-//! wholly accepted or leaves nothing behind.
+//! A record, its idempotency key and its outbox entry are written by one Lua script, so a
+//! request is either wholly accepted or leaves nothing behind, and an accepted payment always
+//! reaches the queue.
 
 use std::time::Duration;
 
@@ -70,6 +72,10 @@ fn lane_key(sender: &Address, nonce_key: u64) -> String {
     format!("fluxus:lane:{sender:#x}:{nonce_key}")
 }
 
+/// Payments stored but whose job may not be pushed yet, scored by acceptance time (ms). The
+/// record and its outbox entry are written together, so a payment whose push failed or whose
+/// API died before pushing is still found and pushed by a worker.
+const OUTBOX_KEY: &str = "fluxus:outbox";
 const METRICS_JOBS_KEY: &str = "fluxus:metrics:jobs";
 const METRICS_LATENCY_KEY: &str = "fluxus:metrics:latency";
 /// Upper bounds (ms) of the accept-to-confirmed latency histogram buckets.
@@ -77,18 +83,19 @@ pub const LATENCY_BUCKETS_MS: [u64; 12] = [
     100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
 ];
 
-/// KEYS: payment, queue active list, queue scheduled set[, idempotency key].
-/// ARGV: record JSON, `fingerprint|id`, idempotency TTL, queue depth limit.
+/// KEYS: payment, outbox, queue active list, queue scheduled set[, idempotency key].
+/// ARGV: record JSON, `fingerprint|id`, idempotency TTL, queue depth limit, now (ms), id.
 /// Returns the existing `fingerprint|id`, `FULL` when the queue is at its limit, or nil.
 const CREATE_SCRIPT: &str = r#"
-if #KEYS == 4 then
-  local existing = redis.call('GET', KEYS[4])
+if #KEYS == 5 then
+  local existing = redis.call('GET', KEYS[5])
   if existing then return existing end
 end
-local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+local depth = redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4])
 if depth >= tonumber(ARGV[4]) then return 'FULL' end
-if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[3]) end
+if #KEYS == 5 then redis.call('SET', KEYS[5], ARGV[2], 'EX', ARGV[3]) end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 return false
 "#;
 
@@ -152,7 +159,10 @@ impl Store {
         let json = serde_json::to_string(record).expect("a record always serializes");
         let script = Script::new(CREATE_SCRIPT);
         let mut invocation = script.key(payment_key(&record.id));
-        invocation.key(SEND_ACTIVE_LIST).key(SEND_SCHEDULED_SET);
+        invocation
+            .key(OUTBOX_KEY)
+            .key(SEND_ACTIVE_LIST)
+            .key(SEND_SCHEDULED_SET);
         if let Some(key) = idempotency {
             invocation.key(idempotency_key(key));
         }
@@ -160,7 +170,9 @@ impl Store {
             .arg(json)
             .arg(format!("{}|{}", record.fingerprint, record.id))
             .arg(IDEMPOTENCY_TTL_SECS)
-            .arg(max_depth);
+            .arg(max_depth)
+            .arg(record.created_at_ms)
+            .arg(&record.id);
         let mut conn = self.conn.clone();
         let existing: Option<String> = invocation.invoke_async(&mut conn).await?;
         Ok(match existing.as_deref() {
@@ -208,12 +220,44 @@ impl Store {
         Ok(ids.len())
     }
 
-    /// Removes a record that was never acknowledged to the client (enqueue failed).
-    pub async fn discard(&self, id: &str, idempotency: Option<&str>) -> Result<(), StoreError> {
+    /// Marks a payment's job as pushed: it leaves the outbox.
+    pub async fn pushed(&self, id: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let mut keys = vec![payment_key(id)];
-        keys.extend(idempotency.map(idempotency_key));
-        let _: () = conn.del(keys).await?;
+        let _: i64 = conn.zrem(OUTBOX_KEY, id).await?;
+        Ok(())
+    }
+
+    /// Takes up to `batch` payments that entered the outbox before `before_ms` and were not
+    /// marked pushed; each is taken by one caller only (removed as it is returned).
+    pub async fn take_unpushed(
+        &self,
+        before_ms: u64,
+        batch: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(OUTBOX_KEY)
+            .arg(0)
+            .arg(before_ms)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(batch)
+            .query_async(&mut conn)
+            .await?;
+        let mut taken = Vec::with_capacity(ids.len());
+        for id in ids {
+            let removed: i64 = conn.zrem(OUTBOX_KEY, &id).await?;
+            if removed == 1 {
+                taken.push(id);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Puts a payment back into the outbox (its push failed again).
+    pub async fn return_unpushed(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.zadd(OUTBOX_KEY, id, at_ms).await?;
         Ok(())
     }
 

@@ -11,6 +11,8 @@ use crate::wait::{POLL_INTERVAL_MS, poll};
 
 /// Timeout of one HTTP request; the API answers in milliseconds, so this only bounds a hang.
 pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Pause of [`Api::send_until_accepted`] before it tries again.
+pub const SEND_RETRY_PAUSE_MS: u64 = 250;
 /// Prefix of every problem `type`.
 pub const PROBLEM_PREFIX: &str = "urn:fluxus:problem:";
 /// Statuses a job never leaves.
@@ -145,6 +147,56 @@ impl Api {
             Auth::Bearer,
         )
         .await
+    }
+
+    /// `POST /api/v1/send` with the bearer key; a transport failure (connection refused or
+    /// reset, timeout) as `Err` instead of a panic, for tests that break the API's path.
+    pub async fn try_send(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Reply> {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/send", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .bearer_auth(&self.key)
+            .body(body.to_string());
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Self::reply(request, "/api/v1/send").await
+    }
+
+    /// Sends as a careful client does: a transport failure or a 503 is retried with the same
+    /// `Idempotency-Key` (after a short pause) until the API answers 202, which is returned
+    /// with the number of tries. Any other answer, or no 202 within `deadline`, panics.
+    pub async fn send_until_accepted(
+        &self,
+        body: &Value,
+        idempotency_key: &str,
+        deadline: Duration,
+    ) -> (Reply, u32) {
+        let started = std::time::Instant::now();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let last = match self.try_send(body, Some(idempotency_key)).await {
+                Ok(reply) if reply.status == 202 => return (reply, tries),
+                Ok(reply) if reply.status == 503 => format!("503 {}", reply.text),
+                Ok(reply) => panic!(
+                    "send {body} (key {idempotency_key}) answered {}: {}",
+                    reply.status, reply.text
+                ),
+                Err(err) => format!("{err:#}"),
+            };
+            assert!(
+                started.elapsed() < deadline,
+                "send {body} (key {idempotency_key}) not accepted within {deadline:?} after \
+                 {tries} tries; last: {last}"
+            );
+            tokio::time::sleep(Duration::from_millis(SEND_RETRY_PAUSE_MS)).await;
+        }
     }
 
     /// POST of an arbitrary (possibly malformed) JSON body.

@@ -1,6 +1,8 @@
 //! End-to-end test harness for Fluxus: starts a real stack (Tempo dev node, Redis, `fluxus-api`,
 //! `fluxus-worker`) as child processes on free loopback ports and drives it only from outside:
 //! HTTP for the API, JSON-RPC for the chain, key names for Redis. It never links product code.
+//! Faults are injected from outside too: [`FaultProxy`] between Fluxus and the node or Redis,
+//! signals to processes, and Redis restarts on its append-only file.
 //!
 //! Run: `cargo build --workspace --bins && cargo test -p fluxus-tests --no-fail-fast --
 //! --test-threads=2`. `FLUXUS_BIN_DIR` points at other binaries; `FLUXUS_E2E_KEEP_LOGS=1` keeps
@@ -10,6 +12,7 @@
 pub mod api;
 pub mod chain;
 pub mod process;
+pub mod proxy;
 pub mod stack;
 pub mod store;
 pub mod wait;
@@ -21,6 +24,7 @@ use alloy::primitives::{Address, address};
 pub use api::{Api, Auth, Reply, text};
 pub use chain::{Chain, MemoTransferLog, TransferLog, parse_address, parse_b256};
 pub use process::Signal;
+pub use proxy::{FaultProxy, ProxyControl, ProxyStats, ResetWhen, Trigger};
 pub use stack::{Stack, StackOpts, WorkerId, shared_stack, spawn_stack};
 pub use store::{Leftovers, Store};
 pub use wait::poll;

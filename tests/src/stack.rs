@@ -1,8 +1,11 @@
 //! A whole Fluxus stack for one test (or one test file): its own Tempo dev node, its own Redis,
 //! one `fluxus-api` and any number of `fluxus-worker` processes, all on free loopback ports, all
 //! killed when the [`Stack`] is dropped. It never touches the machine's shared Redis on 6379.
+//! On request, Fluxus reaches the node and Redis through [`FaultProxy`]s (the test's own reads
+//! stay direct), and Redis keeps an append-only file so that it can be killed and restarted.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::api::Api;
 use crate::chain::Chain;
 use crate::process::{self, Proc, Signal};
+use crate::proxy::FaultProxy;
 use crate::store::Store;
 use crate::wait::POLL_INTERVAL_MS;
 use crate::{CHAIN_ID, SENDER_PRIVATE_KEY, random_hex};
@@ -43,6 +47,13 @@ pub struct StackOpts {
     pub workers: usize,
     /// Extra environment for both Fluxus processes, applied last (may override the defaults).
     pub extra_env: Vec<(String, String)>,
+    /// Fluxus reaches the node through a [`FaultProxy`] ([`Stack::rpc_proxy`]).
+    pub rpc_proxy: bool,
+    /// Fluxus reaches Redis through a [`FaultProxy`] ([`Stack::redis_proxy`]).
+    pub redis_proxy: bool,
+    /// Redis with `--appendonly yes --appendfsync always` in the stack directory: nothing it
+    /// acknowledged is lost by [`Stack::restart_redis`], even after SIGKILL.
+    pub redis_aof: bool,
 }
 
 impl Default for StackOpts {
@@ -52,6 +63,9 @@ impl Default for StackOpts {
             block_time: None,
             workers: 1,
             extra_env: Vec::new(),
+            rpc_proxy: false,
+            redis_proxy: false,
+            redis_aof: false,
         }
     }
 }
@@ -82,24 +96,37 @@ pub struct Stack {
     procs: Mutex<Procs>,
     api_starts: AtomicUsize,
     worker_starts: AtomicUsize,
+    redis_aof: bool,
+    redis_starts: AtomicUsize,
+    rpc_proxy: Option<FaultProxy>,
+    redis_proxy: Option<FaultProxy>,
 }
 
 /// Starts a stack: dev node, Redis, API (ready) and `opts.workers` workers.
 pub async fn spawn_stack(opts: StackOpts) -> Stack {
     let dir = stack_dir();
     let (anvil, anvil_port) = start_anvil(&dir, &opts).await;
-    let (redis, redis_port) = start_redis(&dir).await;
+    let (redis, redis_port) = start_redis(&dir, opts.redis_aof).await;
     let api_port = process::free_port();
     let api_key = random_hex(32);
 
+    // Fluxus goes through the proxies; the test's own clients keep the direct ports.
+    let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let rpc_proxy = opts
+        .rpc_proxy
+        .then(|| FaultProxy::start(loopback(anvil_port)));
+    let redis_proxy = opts
+        .redis_proxy
+        .then(|| FaultProxy::start(loopback(redis_port)));
+    let via = |proxy: &Option<FaultProxy>, port| proxy.as_ref().map_or(port, |p| p.addr().port());
     let mut env = vec![
         (
             "REDIS_URL".to_string(),
-            format!("redis://127.0.0.1:{redis_port}"),
+            format!("redis://127.0.0.1:{}", via(&redis_proxy, redis_port)),
         ),
         (
             "NEXT_PUBLIC_TEMPO_RPC_URL".to_string(),
-            format!("http://127.0.0.1:{anvil_port}"),
+            format!("http://127.0.0.1:{}", via(&rpc_proxy, anvil_port)),
         ),
         ("FLUXUS_API_KEY".to_string(), api_key.clone()),
         ("FLUXUS_LISTEN".to_string(), format!("127.0.0.1:{api_port}")),
@@ -127,6 +154,10 @@ pub async fn spawn_stack(opts: StackOpts) -> Stack {
         }),
         api_starts: AtomicUsize::new(0),
         worker_starts: AtomicUsize::new(0),
+        redis_aof: opts.redis_aof,
+        redis_starts: AtomicUsize::new(1),
+        rpc_proxy,
+        redis_proxy,
     };
     stack.start_api().await;
     for _ in 0..opts.workers {
@@ -176,6 +207,20 @@ impl Stack {
 
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// The proxy between Fluxus and the node; panics unless the stack has one.
+    pub fn rpc_proxy(&self) -> &FaultProxy {
+        self.rpc_proxy
+            .as_ref()
+            .expect("the stack was started without `rpc_proxy`")
+    }
+
+    /// The proxy between Fluxus and Redis; panics unless the stack has one.
+    pub fn redis_proxy(&self) -> &FaultProxy {
+        self.redis_proxy
+            .as_ref()
+            .expect("the stack was started without `redis_proxy`")
     }
 
     /// A new API client with the bearer key (one per test: clients are bound to a runtime).
@@ -248,6 +293,61 @@ impl Stack {
             .remove(&id)
             .unwrap_or_else(|| panic!("no {id:?}"));
         proc.stop(signal)
+    }
+
+    /// Stops Redis with `signal` (SIGKILL: a crash; SIGTERM: a clean shutdown) and starts it
+    /// again on the same port and directory; returns once it answers PING. Without
+    /// [`StackOpts::redis_aof`] the restarted Redis is empty.
+    pub async fn restart_redis(&self, signal: Signal) -> ExitStatus {
+        let old = self.procs().redis.take().expect("no redis running");
+        let status = old.stop(signal);
+        let n = self.redis_starts.fetch_add(1, Ordering::SeqCst) + 1;
+        let log = self.dir.join(format!("redis-start-{n}.log"));
+        let proc = launch_redis(&self.dir, self.redis_port, self.redis_aof, &log)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "redis port {} was taken by another process",
+                    self.redis_port
+                )
+            });
+        self.procs().redis = Some(proc);
+        status
+    }
+
+    /// The log file of a worker process start.
+    pub fn worker_log(&self, id: WorkerId) -> PathBuf {
+        self.dir.join(format!("worker-{}.log", id.0))
+    }
+
+    /// Every line of every Fluxus log (API and workers, running or stopped) that contains
+    /// `needle`, as `(log file name, line)`, for evidence in a failure message.
+    pub fn log_lines(&self, needle: &str) -> Vec<(String, String)> {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|dir| {
+                dir.filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        let mut found = Vec::new();
+        for log in logs {
+            let name = log
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let fluxus = name.starts_with("api-") || name.starts_with("worker-");
+            if !fluxus || !name.ends_with(".log") {
+                continue;
+            }
+            let text = std::fs::read(&log).unwrap_or_default();
+            for line in String::from_utf8_lossy(&text).lines() {
+                if line.contains(needle) {
+                    found.push((name.clone(), line.to_string()));
+                }
+            }
+        }
+        found
     }
 
     /// Workers currently started and not stopped by the test.
@@ -433,36 +533,50 @@ async fn start_anvil(dir: &Path, opts: &StackOpts) -> (Proc, u16) {
     unreachable!("the last attempt panics instead of retrying")
 }
 
-async fn start_redis(dir: &Path) -> (Proc, u16) {
+async fn start_redis(dir: &Path, aof: bool) -> (Proc, u16) {
     for attempt in 1..=PORT_ATTEMPTS {
         let port = process::free_port();
-        let mut cmd = Command::new(process::redis_binary());
-        cmd.current_dir(dir).args(["--port", &port.to_string()]);
-        cmd.args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]);
         let log = dir.join(format!("redis-{attempt}.log"));
-        let mut proc = Proc::spawn("redis", cmd, &log).expect("spawn redis-server");
-
-        let deadline = Instant::now() + Duration::from_secs(REDIS_READY_SECS);
-        let store = Store::new(&format!("redis://127.0.0.1:{port}"));
-        loop {
-            if proc.exited().is_some() {
-                if lost_port_race(&log) && attempt < PORT_ATTEMPTS {
-                    break;
-                }
-                proc.assert_running();
-            }
-            match store.ping() {
-                Ok(()) => return (proc, port),
-                Err(_) if Instant::now() < deadline => {}
-                Err(err) => panic!(
-                    "redis not ready within {REDIS_READY_SECS} s: {err:#}\n{}",
-                    process::tail(&log, 40)
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+        if let Some(proc) = launch_redis(dir, port, aof, &log).await {
+            return (proc, port);
         }
     }
-    unreachable!("the last attempt panics instead of retrying")
+    panic!("redis lost the race for a free port {PORT_ATTEMPTS} times")
+}
+
+/// Starts `redis-server` on `port` and waits until it answers PING; `None` if another process
+/// took the port first.
+async fn launch_redis(dir: &Path, port: u16, aof: bool, log: &Path) -> Option<Proc> {
+    let mut cmd = Command::new(process::redis_binary());
+    cmd.current_dir(dir).args(["--port", &port.to_string()]);
+    cmd.args(["--save", "", "--bind", "127.0.0.1"]);
+    if aof {
+        cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        cmd.arg("--dir").arg(dir);
+    } else {
+        cmd.args(["--appendonly", "no"]);
+    }
+    let mut proc = Proc::spawn("redis", cmd, log).expect("spawn redis-server");
+
+    let deadline = Instant::now() + Duration::from_secs(REDIS_READY_SECS);
+    let store = Store::new(&format!("redis://127.0.0.1:{port}"));
+    loop {
+        if proc.exited().is_some() {
+            if lost_port_race(log) {
+                return None;
+            }
+            proc.assert_running();
+        }
+        match store.ping() {
+            Ok(()) => return Some(proc),
+            Err(_) if Instant::now() < deadline => {}
+            Err(err) => panic!(
+                "redis not ready within {REDIS_READY_SECS} s: {err:#}\n{}",
+                process::tail(log, 40)
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+    }
 }
 
 #[cfg(test)]
@@ -489,7 +603,7 @@ mod tests {
             ..StackOpts::default()
         };
         let (_anvil, anvil_port) = start_anvil(&dir, &opts).await;
-        let (_redis, redis_port) = start_redis(&dir).await;
+        let (_redis, redis_port) = start_redis(&dir, false).await;
         let chain = Chain::new(&format!("http://127.0.0.1:{anvil_port}"));
         let store = Store::new(&format!("redis://127.0.0.1:{redis_port}"));
         assert!(store.leftovers().is_empty());

@@ -2,6 +2,7 @@
 //!
 //! - [`lanes`]: nonce lanes leased from Redis, one transaction in flight per lane.
 //! - [`send`]: one payment from `queued` to its true terminal status.
+//! - [`outbox`]: pushes jobs of accepted payments whose push was not confirmed.
 //! - [`run`]: the apalis-redis consumer and the process lifecycle.
 //!
 //! How the queue is used, and why (apalis-redis 1.0, measured):
@@ -20,6 +21,7 @@
 //! - Finished jobs are kept by apalis forever; a background task deletes their data.
 
 pub mod lanes;
+pub mod outbox;
 pub mod send;
 pub mod state;
 
@@ -39,9 +41,9 @@ use tracing::{error, info, instrument, warn};
 use crate::{lanes::Lanes, send::SendError, state::WorkerState};
 
 /// Idle workers fetch only on heartbeat, so it is short.
-pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
-/// A worker silent for this many heartbeats is dead and its jobs are re-queued.
-pub const MISSED_HEARTBEATS: usize = 10;
+pub const HEARTBEAT_INTERVAL_MS: u64 = 500;
+/// A worker silent for this many heartbeats (10 s) is dead and its jobs are re-queued.
+pub const MISSED_HEARTBEATS: usize = 20;
 /// How long a SIGTERM waits for in-flight payments before the process exits. Payments whose
 /// outcome is still unknown stop waiting at once, release their lock and return to the queue;
 /// another worker resumes them from their records.
@@ -122,6 +124,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         lanes: lanes.clone(),
         identity,
         gas_price: std::sync::Mutex::new(None),
+        gas_limits: std::sync::Mutex::new(Default::default()),
         shutdown: shutdown_rx,
     });
     let queue_config = QueueConfig::default()
@@ -129,6 +132,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .heartbeat_interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS))
         .missed_heartbeats(MISSED_HEARTBEATS);
     let storage: RedisStorage<SendJob> = RedisStorage::new(conn).with_config(queue_config);
+    let sweeper = outbox::spawn_sweeper(state.store.clone(), storage.clone());
 
     let name = state.identity.clone();
     Monitor::new()
@@ -156,6 +160,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 
     renewal.abort();
     cleaner.abort();
+    sweeper.abort();
     lanes.release_all().await;
     info!("worker stopped");
     Ok(())

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use fluxus_shared::{
-    chain::{Broadcast, ChainError, Receipt},
+    chain::{self, ChainError, Receipt},
     record::{Attempt, AttemptOutcome, Fee, JobStatus, PaymentRecord, now_ms},
     store::StoreError,
     tx::{self, TxParams},
@@ -129,11 +129,17 @@ async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
             }
             None => {
                 let lane = state.lanes.acquire().await;
-                if let Some(attempt) = sign_and_store(state, &mut record, &lane).await?
-                    && broadcast_new(state, &mut record, &attempt).await? == Sent::Pending
-                {
-                    let fate = follow(state, &attempt).await;
-                    settle_attempt(state, &mut record, fate).await?;
+                if let Some(attempt) = sign_and_store(state, &mut record, &lane).await? {
+                    match broadcast_new(state, &mut record, &attempt).await? {
+                        Broadcasted::Included(receipt) => {
+                            settle_attempt(state, &mut record, Fate::Included(receipt)).await?;
+                        }
+                        Broadcasted::Pending => {
+                            let fate = follow(state, &attempt).await;
+                            settle_attempt(state, &mut record, fate).await?;
+                        }
+                        Broadcasted::Replace | Broadcasted::Ended => {}
+                    }
                 }
                 drop(lane);
             }
@@ -162,21 +168,23 @@ async fn sign_and_store(
     let fee_token = state.config.common.fee_token.address;
     let call = tx::transfer_call(record.token, record.to, record.amount, record.memo);
 
-    let gas_limit =
-        match retry_transient(|| state.chain.estimate_gas(sender, &call, fee_token)).await {
-            Ok(gas) => gas,
-            Err(ChainError::Reverted(reason) | ChainError::Refused(reason)) => {
-                record.status = JobStatus::Failed;
-                record.reason = Some(format!(
-                    "the transfer would fail, nothing was sent: {reason}"
-                ));
-                save(state, record).await?;
-                info!(payment_id = %record.id, reason = %reason, "payment failed before signing");
-                record_outcome(state, record).await;
-                return Ok(None);
-            }
-            Err(ChainError::Transient(_)) => unreachable!("retried until it is not transient"),
-        };
+    // One execution of the transfer: one that would revert (balance too low, say) fails the
+    // payment before anything is signed, with the token's reason.
+    match retry_transient(|| state.chain.simulate(sender, &call, fee_token)).await {
+        Ok(()) => {}
+        Err(ChainError::Reverted(reason) | ChainError::Refused(reason)) => {
+            record.status = JobStatus::Failed;
+            record.reason = Some(format!(
+                "the transfer would fail, nothing was sent: {reason}"
+            ));
+            save(state, record).await?;
+            info!(payment_id = %record.id, reason = %reason, "payment failed before signing");
+            record_outcome(state, record).await;
+            return Ok(None);
+        }
+        Err(ChainError::Transient(_)) => unreachable!("retried until it is not transient"),
+    }
+    let gas_limit = state.gas_limit(record.token, record.memo.is_some()).await?;
     let gas_price = state.gas_price().await?;
     let max_fee_per_gas = bid(gas_price, record.current_attempt());
     let nonce = match state.lanes.known_next_nonce(lane.key) {
@@ -205,7 +213,10 @@ async fn sign_and_store(
         max_fee_per_gas,
         outcome: AttemptOutcome::Pending,
     };
+    // Stored before it is broadcast; from here on the payment may move money, so it reads
+    // `submitted` until the chain tells.
     record.attempts.push(attempt.clone());
+    record.status = JobStatus::Submitted;
     save(state, record).await?;
     info!(
         payment_id = %record.id, tx_hash = %attempt.tx_hash, lane = lane.key, nonce,
@@ -226,8 +237,10 @@ fn bid(gas_price: u128, previous: Option<&Attempt>) -> u64 {
 }
 
 /// What the first broadcast of an attempt leaves to do.
-#[derive(Debug, PartialEq, Eq)]
-enum Sent {
+#[derive(Debug)]
+enum Broadcasted {
+    /// Included already (the node answered with the receipt).
+    Included(Receipt),
     /// Possibly in a pool: follow it.
     Pending,
     /// Refused by the pool for now: sign a replacement.
@@ -243,17 +256,17 @@ async fn broadcast_new(
     state: &WorkerState,
     record: &mut PaymentRecord,
     attempt: &Attempt,
-) -> Result<Sent, SendError> {
-    let refusal = match state.chain.send_raw(&attempt.raw).await {
-        Ok(Broadcast::Accepted) | Ok(Broadcast::NonceTaken) => {
-            record.status = JobStatus::Submitted;
-            save(state, record).await?;
-            info!(payment_id = %record.id, tx_hash = %attempt.tx_hash, "submitted");
-            return Ok(Sent::Pending);
-        }
+) -> Result<Broadcasted, SendError> {
+    let refusal = match state
+        .chain
+        .send_raw_sync(&attempt.raw, attempt.tx_hash)
+        .await
+    {
+        Ok(chain::Sent::Included(receipt)) => return Ok(Broadcasted::Included(receipt)),
+        Ok(chain::Sent::Pending | chain::Sent::NonceTaken) => return Ok(Broadcasted::Pending),
         Err(ChainError::Transient(cause)) => {
             warn!(payment_id = %record.id, %cause, "broadcast outcome unknown; will re-broadcast");
-            return Ok(Sent::Pending);
+            return Ok(Broadcasted::Pending);
         }
         Err(refusal) => refusal,
     };
@@ -272,8 +285,10 @@ async fn broadcast_new(
         state.lanes.forget_nonce(current.nonce_key);
     }
     if refusal.is_pool_conflict() && refused_in_a_row < MAX_REFUSED_ATTEMPTS {
+        // No transaction of this payment is in any pool now.
+        record.status = JobStatus::Queued;
         save(state, record).await?;
-        return Ok(Sent::Replace);
+        return Ok(Broadcasted::Replace);
     }
     record.status = JobStatus::Failed;
     record.reason = Some(format!(
@@ -281,7 +296,7 @@ async fn broadcast_new(
     ));
     save(state, record).await?;
     record_outcome(state, record).await;
-    Ok(Sent::Ended)
+    Ok(Broadcasted::Ended)
 }
 
 /// Watches an attempt until it is included or provably dead. Never gives up on an unknown

@@ -24,10 +24,6 @@ use crate::{
     views::{JobView, job_view},
 };
 
-/// A stored record still `queued` this long after acceptance may have lost its job (the API
-/// died between storing and enqueueing); an idempotent retry enqueues it again.
-const REQUEUE_AFTER_MS: u64 = 10_000;
-
 /// A payment to make.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -157,11 +153,11 @@ impl SendApi {
             .await
             .map_err(|e| {
                 warn!(cause = %e, "could not store payment");
-                ProblemResponse::unavailable("the payment store")
+                ProblemResponse::store_unavailable()
             })?;
         match created {
             Created::New => {
-                enqueue(&state, &record.id, key).await?;
+                enqueue(&state, &record.id).await;
                 state.metrics.accepted("send");
                 info!(payment_id = %record.id, "payment accepted");
                 let view = job_view(&record, &state.config.common.tokens);
@@ -180,19 +176,22 @@ impl SendApi {
     }
 }
 
-/// Pushes the job; if that fails the record is removed again, so nothing is left behind.
-async fn enqueue(state: &AppState, id: &str, key: Option<&str>) -> Result<(), ProblemResponse> {
+/// Pushes the job. The record is already durable and in the outbox, so a failed push only
+/// delays the payment: a worker's outbox sweep pushes it. The client still gets its 202.
+async fn enqueue(state: &AppState, id: &str) {
     let job = SendJob {
         payment_id: id.to_owned(),
     };
-    if let Err(e) = state.queue.clone().push(job).await {
-        warn!(payment_id = id, cause = %e, "could not enqueue payment; discarding it");
-        if let Err(e) = state.store.discard(id, key).await {
-            warn!(payment_id = id, cause = %e, "could not discard unqueued payment");
+    match state.queue.clone().push(job).await {
+        Ok(()) => {
+            if let Err(e) = state.store.pushed(id).await {
+                warn!(payment_id = id, cause = %e, "could not clear outbox entry; a sweep re-pushes");
+            }
         }
-        return Err(ProblemResponse::unavailable("the job queue"));
+        Err(e) => {
+            warn!(payment_id = id, cause = %e, "could not enqueue payment; the outbox sweep will")
+        }
     }
-    Ok(())
 }
 
 async fn replay(state: &AppState, id: &str) -> Result<SendResponse, ProblemResponse> {
@@ -202,15 +201,6 @@ async fn replay(state: &AppState, id: &str) -> Result<SendResponse, ProblemRespo
         .await
         .map_err(|_| ProblemResponse::unavailable("the payment store"))?
         .ok_or_else(|| ProblemResponse::unavailable("the payment store"))?;
-    // Duplicate jobs are harmless (the worker drives a payment from its record under a lock).
-    if record.status == JobStatus::Queued && now_ms() - record.created_at_ms > REQUEUE_AFTER_MS {
-        let job = SendJob {
-            payment_id: id.to_owned(),
-        };
-        if let Err(e) = state.queue.clone().push(job).await {
-            warn!(payment_id = id, cause = %e, "could not re-enqueue stale payment");
-        }
-    }
     let view = job_view(&record, &state.config.common.tokens);
     let location = view.links.self_.clone();
     Ok(SendResponse::Accepted(
