@@ -246,14 +246,5 @@ pub fn render_error(err: poem::Error) -> Response {
     } else {
         err.to_string()
     };
-    let p = problem(slug, title, status, detail, None).0;
-    Response::builder()
-        .status(status)
-        .content_type(PROBLEM_CONTENT_TYPE)
-        .body(
-            serde_json::json!({
-                "type": p.kind, "title": p.title, "status": p.status, "detail": p.detail,
-            })
-            .to_string(),
-        )
+    plain(status, slug, title, &detail)
 }
