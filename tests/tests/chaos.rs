@@ -1,6 +1,6 @@
 //! Chaos: 500 payments submitted at a steady pace to two workers while workers are SIGKILLed and
 //! replaced, Redis (append-only, fsync always) is SIGKILLed and restarted, and node connections
-//! are reset around broadcasts and receipt reads. Clients retry transport failures and 503s with
+//! are reset around broadcasts and pre-check calls. Clients retry transport failures and 503s with
 //! the same `Idempotency-Key`, as real clients do. Afterwards every accepted payment must be
 //! `confirmed`, each memo must be on chain exactly once in the transaction its job reports, each
 //! nonce lane must be gapless, and the recipients must have received exactly the sum.
@@ -43,11 +43,13 @@ const ALL_CONFIRMED_SECS: u64 = 360;
 const SEED_ENV: &str = "FLUXUS_CHAOS_SEED";
 
 /// The node faults, cycled in this order.
+/// `eth_sendRawTransaction` also matches `eth_sendRawTransactionSync`, which answers with the
+/// receipt (so receipts are seldom polled); `eth_call` is the pre-check every payment makes.
 const RPC_FAULT_KINDS: [(&str, ResetWhen); 4] = [
     ("eth_sendRawTransaction", ResetWhen::BeforeForwarding),
-    ("eth_getTransactionReceipt", ResetWhen::AfterForwarding),
+    ("eth_call", ResetWhen::AfterForwarding),
     ("eth_sendRawTransaction", ResetWhen::AfterForwarding),
-    ("eth_getTransactionReceipt", ResetWhen::BeforeForwarding),
+    ("eth_call", ResetWhen::BeforeForwarding),
 ];
 
 /// One payment of the run.
