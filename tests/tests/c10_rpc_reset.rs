@@ -5,12 +5,13 @@
 //!
 //! The worker gets a single nonce lane, so every send of the test rides the lane the fault hit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use alloy::primitives::{Address, B256, U256};
+use fluxus_tests::assert_lanes_gapless;
 use fluxus_tests::{
-    PATH_USD, ResetWhen, SENDER, Signal, Stack, StackOpts, checksummed, confirm_deadline,
-    fresh_address, parse_b256, random_hex, spawn_stack, text,
+    PATH_USD, ResetWhen, Signal, Stack, StackOpts, checksummed, confirm_deadline, fresh_address,
+    parse_b256, random_hex, spawn_stack, text,
 };
 use serde_json::{Value, json};
 
@@ -118,34 +119,4 @@ async fn assert_one_transfer_each(stack: &Stack, to: Address, jobs: &[Value], me
     let transfers = chain.transfers_to(PATH_USD, to).await;
     assert_eq!(transfers.len(), jobs.len(), "{transfers:?}");
     assert!(transfers.iter().all(|t| t.amount == U256::from(10_000u64)));
-}
-
-/// Per nonce lane of the included transactions: nonces 0..n-1, and the chain's lane nonce n.
-/// The stack is this test's alone, so every transaction of the sender is one of these.
-async fn assert_lanes_gapless(stack: &Stack, jobs: &[Value]) {
-    let chain = stack.chain();
-    let mut lanes: BTreeMap<U256, BTreeSet<u64>> = BTreeMap::new();
-    for job in jobs {
-        for attempt in job["attempts"].as_array().expect("attempts") {
-            if attempt["outcome"] != "included" {
-                continue;
-            }
-            let key: U256 = text(attempt, "nonce_key").parse().expect("nonce_key");
-            let nonce: u64 = text(attempt, "nonce").parse().expect("nonce");
-            assert!(
-                lanes.entry(key).or_default().insert(nonce),
-                "lane {key} nonce {nonce} included twice"
-            );
-        }
-    }
-    for (key, nonces) in &lanes {
-        let n = nonces.len() as u64;
-        assert_eq!(
-            nonces.iter().copied().collect::<Vec<_>>(),
-            (0..n).collect::<Vec<_>>(),
-            "lane {key}: gap"
-        );
-        assert_eq!(chain.lane_nonce(SENDER, *key).await, n, "lane {key}");
-    }
-    eprintln!("lanes: {lanes:?}");
 }

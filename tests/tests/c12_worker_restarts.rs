@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256};
 use fluxus_tests::wait::POLL_INTERVAL_MS;
+use fluxus_tests::wait_submitted;
 use fluxus_tests::{
     Api, Chain, PATH_USD, Signal, Stack, StackOpts, WorkerId, checksummed, fresh_address,
     parse_b256, poll, random_hex, spawn_stack, text,
@@ -204,27 +205,8 @@ async fn send_and_wait_submitted(
 
     let mut in_flight = Vec::new();
     for (memo, id) in accepted {
-        let job = poll(
-            &format!("payment {memo} ({id}) to be submitted"),
-            Duration::from_secs(SUBMIT_SECS),
-            || async {
-                let job = api.job(&id).await;
-                let status = text(&job, "status");
-                assert!(
-                    matches!(status, "queued" | "submitted"),
-                    "before any block: {job}"
-                );
-                Ok((status == "submitted" && job["tx_hash"].is_string()).then_some(job))
-            },
-        )
-        .await;
+        let job = wait_submitted(api, chain, &id, Duration::from_secs(SUBMIT_SECS)).await;
         let tx_hash = parse_b256(text(&job, "tx_hash"));
-        poll(
-            &format!("the node to hold {tx_hash}"),
-            Duration::from_secs(SUBMIT_SECS),
-            || async { Ok(chain.transaction(tx_hash).await.map(|_| ())) },
-        )
-        .await;
         assert!(
             chain.receipt(tx_hash).await.is_none(),
             "mined under --no-mining"

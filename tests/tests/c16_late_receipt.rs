@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{B256, U256};
 use fluxus_tests::wait::POLL_INTERVAL_MS;
+use fluxus_tests::wait_submitted;
 use fluxus_tests::{
     Api, Chain, PATH_USD, SENDER, Stack, StackOpts, checksummed, fresh_address, parse_b256, poll,
     random_hex, spawn_stack, text,
@@ -37,7 +38,7 @@ async fn c16a_late_receipt_is_waited_for() {
     let (api, chain) = (stack.api(), stack.chain());
     let to = fresh_address();
     let (id, memo) = send(&api, to, "c16a").await;
-    let submitted = wait_submitted(&api, &chain, &id).await;
+    let submitted = wait_submitted(&api, &chain, &id, Duration::from_secs(SUBMIT_SECS)).await;
     let tx_hash = parse_b256(text(&submitted, "tx_hash"));
 
     // Nothing is mined for a while: the payment must wait with its one transaction.
@@ -92,7 +93,7 @@ async fn stuck_transaction_is_replaced(lanes: Option<u32>) {
     let to = fresh_address();
     let label = format!("c16b-{}", lanes.map_or("default".into(), |n| n.to_string()));
     let (id, memo) = send(&api, to, &label).await;
-    let submitted = wait_submitted(&api, &chain, &id).await;
+    let submitted = wait_submitted(&api, &chain, &id, Duration::from_secs(SUBMIT_SECS)).await;
     let first = parse_b256(text(&submitted, "tx_hash"));
 
     // Nothing is mined: the first attempt expires, is proven dead and replaced.
@@ -194,32 +195,6 @@ async fn send(api: &Api, to: alloy::primitives::Address, label: &str) -> (String
     let (status, job) = api.send(&body, Some(&format!("{memo}-key"))).await;
     assert_eq!(status, 202, "{job}");
     (text(&job, "id").to_string(), memo)
-}
-
-/// Waits until the job is `submitted` and the node holds its transaction.
-async fn wait_submitted(api: &Api, chain: &Chain, id: &str) -> Value {
-    let job = poll(
-        "the job to be submitted",
-        Duration::from_secs(SUBMIT_SECS),
-        || async {
-            let job = api.job(id).await;
-            let status = text(&job, "status");
-            assert!(
-                matches!(status, "queued" | "submitted"),
-                "before any block: {job}"
-            );
-            Ok((status == "submitted" && job["tx_hash"].is_string()).then_some(job))
-        },
-    )
-    .await;
-    let tx_hash = parse_b256(text(&job, "tx_hash"));
-    poll(
-        "the node to hold the tx",
-        Duration::from_secs(SUBMIT_SECS),
-        || async { Ok(chain.transaction(tx_hash).await.map(|_| ())) },
-    )
-    .await;
-    job
 }
 
 /// Polls until `confirmed`; any status but `queued` / `submitted` fails at once. With `mining`,

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
+use fluxus_tests::assert_lanes_gapless;
 use fluxus_tests::{
-    PATH_USD, ProxyControl, ResetWhen, SENDER, Signal, Stack, StackOpts, WorkerId, checksummed,
+    PATH_USD, ProxyControl, ResetWhen, Signal, Stack, StackOpts, WorkerId, checksummed,
     format_units6, fresh_address, parse_b256, random_hex, spawn_stack, text,
 };
 use serde_json::{Value, json};
@@ -285,36 +286,6 @@ async fn assert_each_memo_once(stack: &Stack, payments: &[Payment], jobs: &[Valu
         "unexpected memos on chain: {on_chain:?}"
     );
     assert_eq!(transfers, payments.len(), "Transfer logs to the recipients");
-}
-
-/// Per nonce lane of the included transactions: nonces 0..n-1 and the chain's lane nonce n.
-/// The stack is this test's alone, so every transaction of the sender is one of these.
-async fn assert_lanes_gapless(stack: &Stack, jobs: &[Value]) {
-    let chain = stack.chain();
-    let mut lanes: BTreeMap<U256, BTreeSet<u64>> = BTreeMap::new();
-    for job in jobs {
-        for attempt in job["attempts"].as_array().expect("attempts") {
-            if attempt["outcome"] == "included" {
-                let key: U256 = text(attempt, "nonce_key").parse().expect("nonce_key");
-                let nonce: u64 = text(attempt, "nonce").parse().expect("nonce");
-                assert!(
-                    lanes.entry(key).or_default().insert(nonce),
-                    "lane {key} nonce {nonce} included twice"
-                );
-            }
-        }
-    }
-    for (key, nonces) in &lanes {
-        let n = nonces.len() as u64;
-        let gaps: Vec<u64> = (0..n).filter(|nonce| !nonces.contains(nonce)).collect();
-        assert!(gaps.is_empty(), "lane {key}: nonces {gaps:?} missing");
-        assert_eq!(chain.lane_nonce(SENDER, *key).await, n, "lane {key}");
-    }
-    let used: Vec<_> = lanes
-        .iter()
-        .map(|(k, v)| format!("{k}:{}", v.len()))
-        .collect();
-    eprintln!("lanes (key:txs): {}", used.join(" "));
 }
 
 /// What each recipient must have received.

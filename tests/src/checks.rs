@@ -1,0 +1,62 @@
+//! Assertions and waits several end-to-end tests share: a payment reaching `submitted` with its
+//! transaction pooled, and included transactions using each nonce lane without gaps.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use alloy::primitives::U256;
+use serde_json::Value;
+
+use crate::{Api, Chain, SENDER, Stack, parse_b256, poll, text};
+
+/// Waits until the job is `submitted` and the node holds its transaction; any status but
+/// `queued` or `submitted` on the way fails at once (nothing may settle before a block).
+pub async fn wait_submitted(api: &Api, chain: &Chain, id: &str, deadline: Duration) -> Value {
+    let job = poll(&format!("job {id} to be submitted"), deadline, || async {
+        let job = api.job(id).await;
+        let status = text(&job, "status");
+        assert!(
+            matches!(status, "queued" | "submitted"),
+            "before any block: {job}"
+        );
+        Ok((status == "submitted" && job["tx_hash"].is_string()).then_some(job))
+    })
+    .await;
+    let tx_hash = parse_b256(text(&job, "tx_hash"));
+    poll(&format!("the node to hold {tx_hash}"), deadline, || async {
+        Ok(chain.transaction(tx_hash).await.map(|_| ()))
+    })
+    .await;
+    job
+}
+
+/// Per nonce lane of the jobs' included transactions: nonces exactly 0..n-1, none twice, and
+/// the chain's lane nonce is n. Only for a stack whose sender sent nothing but these jobs.
+pub async fn assert_lanes_gapless(stack: &Stack, jobs: &[Value]) {
+    let chain = stack.chain();
+    let mut lanes: BTreeMap<U256, BTreeSet<u64>> = BTreeMap::new();
+    for job in jobs {
+        let attempts = job["attempts"].as_array().expect("attempts");
+        for attempt in attempts.iter().filter(|a| a["outcome"] == "included") {
+            let key: U256 = text(attempt, "nonce_key").parse().expect("nonce_key");
+            let nonce: u64 = text(attempt, "nonce").parse().expect("nonce");
+            assert!(
+                lanes.entry(key).or_default().insert(nonce),
+                "lane {key} nonce {nonce} included twice"
+            );
+        }
+    }
+    for (key, nonces) in &lanes {
+        let n = nonces.len() as u64;
+        let gaps: Vec<u64> = (0..n).filter(|nonce| !nonces.contains(nonce)).collect();
+        assert!(gaps.is_empty(), "lane {key}: nonces {gaps:?} missing");
+        assert_eq!(chain.lane_nonce(SENDER, *key).await, n, "lane {key}");
+    }
+    let used: Vec<_> = lanes
+        .iter()
+        .map(|(k, v)| format!("{k}:{}", v.len()))
+        .collect();
+    eprintln!("lanes (key:txs): {}", used.join(" "));
+}
