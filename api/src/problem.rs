@@ -23,7 +23,6 @@ pub struct Problem {
 
 /// The error responses of every operation.
 #[derive(Debug, ApiResponse)]
-#[oai(bad_request_handler = "bad_request")]
 pub enum ProblemResponse {
     /// The request is malformed or a field breaks a rule.
     #[oai(status = 400, content_type = "application/problem+json")]
@@ -203,11 +202,6 @@ pub fn invalid_body(detail: String) -> ProblemResponse {
         detail,
         None,
     ))
-}
-
-/// Needed by poem-openapi; request errors are mapped in [`render_error`] instead.
-pub fn bad_request(err: poem::Error) -> ProblemResponse {
-    invalid_body(err.to_string())
 }
 
 /// Renders every error as problem+json: our own problems as they are, request parsing

@@ -18,9 +18,9 @@ use serde::{
     de::{MapAccess, Visitor},
 };
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 
 use crate::{
+    auth::key_matches,
     problem::{ProblemResponse, body_too_large, invalid_body, unsupported_media_type},
     state::AppState,
 };
@@ -194,13 +194,7 @@ async fn guard(req: &mut Request, rules: &[FieldRule]) -> Result<(), Response> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if !bearer.is_some_and(|token| {
-        bool::from(
-            token
-                .as_bytes()
-                .ct_eq(state.config.api_key.expose().as_bytes()),
-        )
-    }) {
+    if !bearer.is_some_and(|token| key_matches(token, state.config.api_key.expose())) {
         return Err(ProblemResponse::unauthorized().into_response());
     }
     check_idempotency_headers(req).map_err(IntoResponse::into_response)?;

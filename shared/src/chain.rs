@@ -122,6 +122,21 @@ pub enum Sent {
     NonceTaken,
 }
 
+impl Broadcast {
+    /// The node errors that are not refusals: it has the transaction already, or the lane
+    /// nonce is used (by it or by another transaction).
+    fn from_refusal(message: &str) -> Option<Self> {
+        let lower = message.to_lowercase();
+        if lower.contains("already known") || lower.contains("already imported") {
+            Some(Self::Accepted)
+        } else if lower.contains("nonce too low") {
+            Some(Self::NonceTaken)
+        } else {
+            None
+        }
+    }
+}
+
 impl From<Broadcast> for Sent {
     fn from(b: Broadcast) -> Self {
         match b {
@@ -281,12 +296,8 @@ impl Chain {
         let ChainError::Refused(message) = &error else {
             return Err(error);
         };
-        let lower = message.to_lowercase();
-        if lower.contains("already known") || lower.contains("already imported") {
-            return Ok(Sent::Pending);
-        }
-        if lower.contains("nonce too low") {
-            return Ok(Sent::NonceTaken);
+        if let Some(broadcast) = Broadcast::from_refusal(message) {
+            return Ok(broadcast.into());
         }
         match self.knows_transaction(hash).await {
             Ok(true) => Ok(Sent::Pending),
@@ -301,14 +312,7 @@ impl Chain {
         match timed(self.provider.send_raw_transaction(raw)).await {
             Ok(_) => Ok(Broadcast::Accepted),
             Err(ChainError::Refused(message)) => {
-                let lower = message.to_lowercase();
-                if lower.contains("already known") || lower.contains("already imported") {
-                    Ok(Broadcast::Accepted)
-                } else if lower.contains("nonce too low") {
-                    Ok(Broadcast::NonceTaken)
-                } else {
-                    Err(ChainError::Refused(message))
-                }
+                Broadcast::from_refusal(&message).ok_or(ChainError::Refused(message))
             }
             Err(other) => Err(other),
         }

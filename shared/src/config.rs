@@ -6,8 +6,6 @@
 
 use std::{net::SocketAddr, str::FromStr};
 
-use alloy::primitives::Address;
-
 use crate::{
     secret::Secret,
     token::{Token, Tokens, default_tokens},
@@ -182,11 +180,4 @@ impl WorkerConfig {
             tx_validity_secs,
         })
     }
-}
-
-/// The sender address configured for a deployment, for display.
-pub fn sender_address(config: &WorkerConfig) -> Address {
-    crate::tx::signer_from_hex(config.sender_key.expose())
-        .expect("checked at load")
-        .address()
 }

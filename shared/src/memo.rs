@@ -42,10 +42,6 @@ impl Memo {
         Ok(Self(B256::from(padded)))
     }
 
-    pub fn from_bytes32(raw: B256) -> Self {
-        Self(raw)
-    }
-
     pub fn bytes32(&self) -> B256 {
         self.0
     }

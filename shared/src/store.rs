@@ -138,10 +138,6 @@ impl Store {
         Self { conn }
     }
 
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
-    }
-
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
@@ -271,14 +267,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Overwrites a record; only the holder of the payment's lock calls this.
-    pub async fn save(&self, record: &PaymentRecord) -> Result<(), StoreError> {
-        let json = serde_json::to_string(record).expect("a record always serializes");
-        let mut conn = self.conn.clone();
-        let _: () = conn.set(payment_key(&record.id), json).await?;
-        Ok(())
     }
 
     /// Overwrites a record if `holder` still holds its lock; `false` when the lock was lost.

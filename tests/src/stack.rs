@@ -320,9 +320,8 @@ impl Stack {
         self.dir.join(format!("worker-{}.log", id.0))
     }
 
-    /// Every line of every Fluxus log (API and workers, running or stopped) that contains
-    /// `needle`, as `(log file name, line)`, for evidence in a failure message.
-    pub fn log_lines(&self, needle: &str) -> Vec<(String, String)> {
+    /// The files in the stack's log folder, sorted by name.
+    fn log_files(&self) -> Vec<PathBuf> {
         let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .map(|dir| {
                 dir.filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -330,6 +329,13 @@ impl Stack {
             })
             .unwrap_or_default();
         logs.sort();
+        logs
+    }
+
+    /// Every line of every Fluxus log (API and workers, running or stopped) that contains
+    /// `needle`, as `(log file name, line)`, for evidence in a failure message.
+    pub fn log_lines(&self, needle: &str) -> Vec<(String, String)> {
+        let logs = self.log_files();
         let mut found = Vec::new();
         for log in logs {
             let name = log
@@ -374,13 +380,7 @@ impl Stack {
 
     /// Prints the tail of every log of the stack to stderr (shown by the test runner on failure).
     pub fn dump_logs(&self) {
-        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map(|dir| {
-                dir.filter_map(|entry| entry.ok().map(|e| e.path()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        logs.sort();
+        let logs = self.log_files();
         for log in logs
             .iter()
             .filter(|path| path.extension().is_some_and(|ext| ext == "log"))

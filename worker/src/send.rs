@@ -107,17 +107,15 @@ fn spawn_lock_renewal(state: &WorkerState, payment_id: &str) -> tokio::task::Joi
     })
 }
 
+/// Read once: while this worker holds the lock, its in-memory copy is the record (every write
+/// is fenced by the lock, so a copy that went stale can no longer be written).
 async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
-    loop {
-        let mut record = state
-            .store
-            .get(payment_id)
-            .await?
-            .ok_or_else(|| SendError::Unknown(payment_id.into()))?;
-        if record.status.is_terminal() {
-            return Ok(());
-        }
-
+    let mut record = state
+        .store
+        .get(payment_id)
+        .await?
+        .ok_or_else(|| SendError::Unknown(payment_id.into()))?;
+    while !record.status.is_terminal() {
         let pending = record
             .current_attempt()
             .filter(|a| a.outcome == AttemptOutcome::Pending)
@@ -145,6 +143,7 @@ async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
             }
         }
     }
+    Ok(())
 }
 
 /// Saves the record under the payment lock.
