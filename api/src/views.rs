@@ -34,6 +34,9 @@ pub struct AttemptView {
     pub signed_at: String,
     /// `pending`, `included`, `reverted`, `dead` (proven never included) or `refused`.
     pub outcome: String,
+    /// Payments the transaction carries, one transfer call each; they move together or not
+    /// at all, and each payment's `fee` is its share of the transaction's fee.
+    pub payments_in_tx: u32,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -61,6 +64,8 @@ pub struct JobView {
     pub nonce_key: Option<String>,
     pub nonce: Option<String>,
     pub block_number: Option<u64>,
+    /// This payment's share of the fees its transactions were charged (a transaction that
+    /// carries several payments splits its fee evenly among them).
     pub fee: Option<FeeView>,
     /// Why the payment failed, in words a person can act on.
     pub reason: Option<String>,
@@ -108,6 +113,7 @@ fn attempt_view(a: &Attempt) -> AttemptView {
         valid_before: rfc3339_ms(a.valid_before * 1000),
         signed_at: rfc3339_ms(a.signed_at_ms),
         outcome: outcome.into(),
+        payments_in_tx: a.payments_in_tx,
     }
 }
 

@@ -34,7 +34,7 @@ const GAS_PRICE_SCALE: u128 = 1_000_000_000_000;
 const GAS_ESTIMATE_MARGIN_PERCENT: u64 = 25;
 const RPC_TIMEOUT_SECS: u64 = 10;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ChainError {
     /// The node could not be reached or did not answer; nothing is known.
     #[error("node unreachable: {0}")]
@@ -249,16 +249,24 @@ impl Chain {
         Ok(gas + gas * GAS_ESTIMATE_MARGIN_PERCENT / 100)
     }
 
-    /// Runs the call once against the latest state: `Ok` when it would succeed, a revert as
-    /// [`ChainError::Reverted`] with the reason in words. One execution, where an estimate
-    /// takes several.
+    /// Runs the calls once, as one atomic Tempo transaction, against the latest state: `Ok`
+    /// when all would succeed, a revert as [`ChainError::Reverted`] with the reason in words.
+    /// One execution, where an estimate takes several.
     pub async fn simulate(
         &self,
         from: Address,
-        call: &Call,
+        calls: &[Call],
         fee_token: Address,
     ) -> Result<(), ChainError> {
-        let request = Self::request(from, call, fee_token);
+        let request = match calls {
+            [call] => Self::request(from, call, fee_token),
+            _ => TempoTransactionRequest {
+                inner: TransactionRequest::default().from(from),
+                fee_token: Some(fee_token),
+                calls: calls.to_vec(),
+                ..Default::default()
+            },
+        };
         timed(self.provider.call(request).into_future())
             .await
             .map(|_| ())

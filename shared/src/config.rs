@@ -135,6 +135,10 @@ impl ApiConfig {
     }
 }
 
+/// Most payments one transaction may carry: 64 transfers need well under a tenth of a block's
+/// 30M gas.
+pub const MAX_BATCH: u32 = 64;
+
 /// fluxus-worker's configuration.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -146,6 +150,8 @@ pub struct WorkerConfig {
     pub lane_pool: u32,
     /// Seconds a signed transaction stays valid (`valid_before = now + this`).
     pub tx_validity_secs: u64,
+    /// Most payments one transaction carries (its atomic `calls`); 1 sends each alone.
+    pub batch_max: u32,
 }
 
 impl WorkerConfig {
@@ -172,12 +178,17 @@ impl WorkerConfig {
                 "must be between 5 and 3600",
             ));
         }
+        let batch_max = parsed("FLUXUS_BATCH_MAX", 16)?;
+        if !(1..=MAX_BATCH).contains(&batch_max) {
+            return Err(error("FLUXUS_BATCH_MAX", "must be between 1 and 64"));
+        }
         Ok(Self {
             common: CommonConfig::from_env()?,
             sender_key: Secret::new(sender_key),
             lanes,
             lane_pool,
             tx_validity_secs,
+            batch_max,
         })
     }
 }

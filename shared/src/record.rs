@@ -68,6 +68,35 @@ pub struct Attempt {
     #[serde(default)]
     pub max_fee_per_gas: u64,
     pub outcome: AttemptOutcome,
+    /// Payments the transaction carries (one call each, atomic: all move or none).
+    #[serde(default = "one")]
+    pub payments_in_tx: u32,
+    /// This payment's call among them, from 0.
+    #[serde(default)]
+    pub index_in_tx: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Attempt {
+    /// This payment's share of the transaction's fee: the fee split evenly, the remainder going
+    /// one base unit each to the first calls, so the shares add up to the fee exactly.
+    pub fn fee_share(&self, fee: u128) -> u128 {
+        let n = u128::from(self.payments_in_tx.max(1));
+        fee / n + u128::from(u128::from(self.index_in_tx) < fee % n)
+    }
+
+    /// Whether the payment must go alone in its next transaction: this attempt carried others
+    /// too and reverted or was refused, and one of them may be the cause.
+    pub fn sends_next_alone(&self) -> bool {
+        self.payments_in_tx > 1
+            && matches!(
+                self.outcome,
+                AttemptOutcome::Included { success: false } | AttemptOutcome::Refused
+            )
+    }
 }
 
 /// The fee a confirmed transaction cost, in the fee token's base units.
@@ -108,11 +137,19 @@ impl PaymentRecord {
         self.attempts.last_mut()
     }
 
-    /// The attempt whose transaction settled the payment, if any.
+    /// The newest included attempt: the one whose transaction settled the payment, if any (an
+    /// earlier one may have reverted with others in its transaction).
     pub fn included_attempt(&self) -> Option<&Attempt> {
         self.attempts
             .iter()
+            .rev()
             .find(|a| matches!(a.outcome, AttemptOutcome::Included { .. }))
+    }
+
+    /// Whether the next transaction must carry this payment alone.
+    pub fn sends_next_alone(&self) -> bool {
+        self.current_attempt()
+            .is_some_and(Attempt::sends_next_alone)
     }
 }
 
@@ -134,4 +171,61 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(payments_in_tx: u32, index_in_tx: u32) -> Attempt {
+        Attempt {
+            tx_hash: B256::ZERO,
+            raw: Bytes::new(),
+            nonce_key: 1,
+            nonce: 0,
+            valid_before: 0,
+            signed_at_ms: 0,
+            max_fee_per_gas: 0,
+            outcome: AttemptOutcome::Pending,
+            payments_in_tx,
+            index_in_tx,
+        }
+    }
+
+    #[test]
+    fn fee_shares_add_up_to_the_fee() {
+        for (fee, n) in [(1_000u128, 3u32), (7, 16), (0, 4), (5, 1), (16, 16)] {
+            let shares: Vec<u128> = (0..n).map(|i| attempt(n, i).fee_share(fee)).collect();
+            assert_eq!(shares.iter().sum::<u128>(), fee, "fee {fee} over {n}");
+            let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+            assert!(max - min <= 1, "fee {fee} over {n}: {shares:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_shared_reverted_or_refused_attempt_sends_the_payment_alone() {
+        let mut shared = attempt(3, 1);
+        let mut alone = attempt(1, 0);
+        for (outcome, expect_shared) in [
+            (AttemptOutcome::Included { success: false }, true),
+            (AttemptOutcome::Refused, true),
+            (AttemptOutcome::Included { success: true }, false),
+            (AttemptOutcome::Dead, false),
+            (AttemptOutcome::Pending, false),
+        ] {
+            shared.outcome = outcome;
+            alone.outcome = outcome;
+            assert_eq!(shared.sends_next_alone(), expect_shared, "{outcome:?}");
+            assert!(!alone.sends_next_alone(), "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn records_from_before_batching_read_as_one_payment_per_tx() {
+        let json = r#"{"tx_hash":"0x0000000000000000000000000000000000000000000000000000000000000000",
+            "raw":"0x76","nonce_key":1,"nonce":2,"valid_before":3,"signed_at_ms":4,
+            "max_fee_per_gas":5,"outcome":"pending"}"#;
+        let a: Attempt = serde_json::from_str(json).unwrap();
+        assert_eq!((a.payments_in_tx, a.index_in_tx), (1, 0));
+    }
 }

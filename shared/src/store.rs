@@ -117,6 +117,19 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 "#;
 
+/// The same for several records at once, all or none: KEYS are lock and record key pairs,
+/// ARGV the holder then each record's JSON. Returns the 1-based pair numbers whose lock
+/// `holder` no longer holds (then nothing was written), or an empty list.
+const SAVE_ALL_LOCKED_SCRIPT: &str = r#"
+local lost = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then table.insert(lost, (i + 1) / 2) end
+end
+if #lost > 0 then return lost end
+for i = 1, #KEYS, 2 do redis.call('SET', KEYS[i + 1], ARGV[(i + 1) / 2 + 1]) end
+return lost
+"#;
+
 const RELEASE_SCRIPT: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -285,6 +298,27 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         Ok(saved == 1)
+    }
+
+    /// Overwrites all `records` in one step if `holder` holds every one's lock. Otherwise
+    /// writes none and returns the positions (in `records`) of those whose lock was lost.
+    pub async fn save_all_locked(
+        &self,
+        records: &[&PaymentRecord],
+        holder: &str,
+    ) -> Result<Vec<usize>, StoreError> {
+        let script = Script::new(SAVE_ALL_LOCKED_SCRIPT);
+        let mut invocation = script.arg(holder);
+        for record in records {
+            let json = serde_json::to_string(record).expect("a record always serializes");
+            invocation
+                .key(lock_key(&record.id))
+                .key(payment_key(&record.id))
+                .arg(json);
+        }
+        let mut conn = self.conn.clone();
+        let lost: Vec<usize> = invocation.invoke_async(&mut conn).await?;
+        Ok(lost.into_iter().map(|n| n - 1).collect())
     }
 
     /// Counts a finished job and, when it confirmed, its accept-to-confirmed latency.

@@ -1,10 +1,7 @@
 //! Assertions and waits several end-to-end tests share: a payment reaching `submitted` with its
 //! transaction pooled, and included transactions using each nonce lane without gaps.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use alloy::primitives::U256;
 use serde_json::Value;
@@ -32,31 +29,42 @@ pub async fn wait_submitted(api: &Api, chain: &Chain, id: &str, deadline: Durati
     job
 }
 
-/// Per nonce lane of the jobs' included transactions: nonces exactly 0..n-1, none twice, and
-/// the chain's lane nonce is n. Only for a stack whose sender sent nothing but these jobs.
+/// Per nonce lane of the jobs' included transactions: nonces exactly 0..n-1, each used by one
+/// transaction (which several jobs may share), and the chain's lane nonce is n. Only for a
+/// stack whose sender sent nothing but these jobs.
 pub async fn assert_lanes_gapless(stack: &Stack, jobs: &[Value]) {
     let chain = stack.chain();
-    let mut lanes: BTreeMap<U256, BTreeSet<u64>> = BTreeMap::new();
+    let mut lanes: BTreeMap<U256, BTreeMap<u64, String>> = BTreeMap::new();
+    let mut payments = 0;
     for job in jobs {
         let attempts = job["attempts"].as_array().expect("attempts");
         for attempt in attempts.iter().filter(|a| a["outcome"] == "included") {
             let key: U256 = text(attempt, "nonce_key").parse().expect("nonce_key");
             let nonce: u64 = text(attempt, "nonce").parse().expect("nonce");
-            assert!(
-                lanes.entry(key).or_default().insert(nonce),
-                "lane {key} nonce {nonce} included twice"
-            );
+            let hash = text(attempt, "tx_hash");
+            let first = lanes
+                .entry(key)
+                .or_default()
+                .entry(nonce)
+                .or_insert_with(|| hash.to_string());
+            assert_eq!(first, hash, "lane {key} nonce {nonce} included twice");
+            payments += 1;
         }
     }
+    let mut txs = 0;
     for (key, nonces) in &lanes {
         let n = nonces.len() as u64;
-        let gaps: Vec<u64> = (0..n).filter(|nonce| !nonces.contains(nonce)).collect();
+        let gaps: Vec<u64> = (0..n).filter(|nonce| !nonces.contains_key(nonce)).collect();
         assert!(gaps.is_empty(), "lane {key}: nonces {gaps:?} missing");
         assert_eq!(chain.lane_nonce(SENDER, *key).await, n, "lane {key}");
+        txs += nonces.len();
     }
     let used: Vec<_> = lanes
         .iter()
         .map(|(k, v)| format!("{k}:{}", v.len()))
         .collect();
-    eprintln!("lanes (key:txs): {}", used.join(" "));
+    eprintln!(
+        "lanes (key:txs): {}; {payments} payments in {txs} transactions",
+        used.join(" ")
+    );
 }

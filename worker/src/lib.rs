@@ -2,6 +2,7 @@
 //!
 //! - [`lanes`]: nonce lanes leased from Redis, one transaction in flight per lane.
 //! - [`send`]: one payment from `queued` to its true terminal status.
+//! - [`batch`]: the payments waiting for a lane leave together, in one transaction.
 //! - [`outbox`]: pushes jobs of accepted payments whose push was not confirmed.
 //! - [`run`]: the apalis-redis consumer and the process lifecycle.
 //!
@@ -20,6 +21,7 @@
 //!   killed workers on a short stall) and the monitor restarts a worker that stopped on an error.
 //! - Finished jobs are kept by apalis forever; a background task deletes their data.
 
+pub mod batch;
 pub mod lanes;
 pub mod outbox;
 pub mod send;
@@ -113,8 +115,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     );
 
     let cleaner = spawn_job_cleaner(store.clone());
-    let concurrency = config.lanes as usize;
+    // Enough payments in hand to fill every lane's transaction.
+    let concurrency = (config.lanes * config.batch_max) as usize;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (batches, requests) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(WorkerState {
         config,
         store,
@@ -126,7 +130,9 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         gas_price: std::sync::Mutex::new(None),
         gas_limits: std::sync::Mutex::new(Default::default()),
         shutdown: shutdown_rx,
+        batches,
     });
+    let dispatcher = batch::spawn_dispatcher(state.clone(), requests);
     let queue_config = QueueConfig::default()
         .queue(SEND_QUEUE)
         .heartbeat_interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS))
@@ -159,6 +165,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .await?;
 
     renewal.abort();
+    dispatcher.abort();
     cleaner.abort();
     sweeper.abort();
     lanes.release_all().await;

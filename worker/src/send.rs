@@ -11,20 +11,19 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use fluxus_shared::{
-    chain::{self, ChainError, Receipt},
+    chain::{ChainError, Receipt},
     record::{Attempt, AttemptOutcome, Fee, JobStatus, PaymentRecord, now_ms},
     store::StoreError,
-    tx::{self, TxParams},
 };
 use tracing::{info, warn};
 
-use crate::{lanes::Lane, state::WorkerState};
+use crate::{batch, state::WorkerState};
 
 /// How long a worker's claim on a payment lasts without renewal.
 pub const PAYMENT_LOCK_TTL_MS: u64 = 15_000;
 const PAYMENT_LOCK_RENEW_MS: u64 = 3_000;
 /// Pool conflicts tolerated in a row before the payment is failed with the node's reason.
-const MAX_REFUSED_ATTEMPTS: usize = 3;
+pub(crate) const MAX_REFUSED_ATTEMPTS: usize = 3;
 /// A replacement bids at least this much more (percent) than the attempt it replaces.
 const FEE_BUMP_PERCENT: u64 = 25;
 /// Margin for the node's clock being behind ours when judging `valid_before` passed.
@@ -50,10 +49,18 @@ pub enum SendError {
     /// The process is stopping; the payment goes back to the queue for another worker.
     #[error("worker shutting down; payment handed back")]
     ShuttingDown,
+    /// The task sending the payment's transaction ended without an answer; the record says
+    /// where the payment stands.
+    #[error("the batch carrying payment {0} ended without an answer")]
+    BatchLost(String),
+    /// Storing a shared transaction failed; whether it was written is unknown, and it was
+    /// not broadcast.
+    #[error("store: {0}")]
+    BatchStore(String),
 }
 
 /// What became of a followed attempt.
-enum Fate {
+pub(crate) enum Fate {
     Included(Receipt),
     Dead,
     /// Still unknown, and the process is stopping.
@@ -123,31 +130,18 @@ async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
         match pending {
             Some(attempt) => {
                 let fate = follow(state, &attempt).await;
-                settle_attempt(state, &mut record, fate).await?;
+                settle(state, &mut record, &fate)?;
+                save(state, &mut record).await?;
+                finish(state, &record).await;
             }
-            None => {
-                let lane = state.lanes.acquire().await;
-                if let Some(attempt) = sign_and_store(state, &mut record, &lane).await? {
-                    match broadcast_new(state, &mut record, &attempt).await? {
-                        Broadcasted::Included(receipt) => {
-                            settle_attempt(state, &mut record, Fate::Included(receipt)).await?;
-                        }
-                        Broadcasted::Pending => {
-                            let fate = follow(state, &attempt).await;
-                            settle_attempt(state, &mut record, fate).await?;
-                        }
-                        Broadcasted::Replace | Broadcasted::Ended => {}
-                    }
-                }
-                drop(lane);
-            }
+            None => record = batch::send(state, record).await?,
         }
     }
     Ok(())
 }
 
 /// Saves the record under the payment lock.
-async fn save(state: &WorkerState, record: &mut PaymentRecord) -> Result<(), SendError> {
+pub(crate) async fn save(state: &WorkerState, record: &mut PaymentRecord) -> Result<(), SendError> {
     record.updated_at_ms = now_ms();
     if state.store.save_locked(record, &state.identity).await? {
         Ok(())
@@ -156,77 +150,9 @@ async fn save(state: &WorkerState, record: &mut PaymentRecord) -> Result<(), Sen
     }
 }
 
-/// Signs a new attempt and stores it before anything is broadcast. Returns `None` when the
-/// payment ended instead (the transfer would revert: nothing was signed).
-async fn sign_and_store(
-    state: &WorkerState,
-    record: &mut PaymentRecord,
-    lane: &Lane,
-) -> Result<Option<Attempt>, SendError> {
-    let sender = state.lanes.sender();
-    let fee_token = state.config.common.fee_token.address;
-    let call = tx::transfer_call(record.token, record.to, record.amount, record.memo);
-
-    // One execution of the transfer: one that would revert (balance too low, say) fails the
-    // payment before anything is signed, with the token's reason.
-    match retry_transient(|| state.chain.simulate(sender, &call, fee_token)).await {
-        Ok(()) => {}
-        Err(ChainError::Reverted(reason) | ChainError::Refused(reason)) => {
-            record.status = JobStatus::Failed;
-            record.reason = Some(format!(
-                "the transfer would fail, nothing was sent: {reason}"
-            ));
-            save(state, record).await?;
-            info!(payment_id = %record.id, reason = %reason, "payment failed before signing");
-            record_outcome(state, record).await;
-            return Ok(None);
-        }
-        Err(ChainError::Transient(_)) => unreachable!("retried until it is not transient"),
-    }
-    let gas_limit = state.gas_limit(record.token, record.memo.is_some()).await?;
-    let gas_price = state.gas_price().await?;
-    let max_fee_per_gas = bid(gas_price, record.current_attempt());
-    let nonce = match state.lanes.known_next_nonce(lane.key) {
-        Some(nonce) => nonce,
-        None => retry_transient(|| state.chain.lane_nonce(sender, lane.key)).await?,
-    };
-
-    let params = TxParams {
-        chain_id: state.chain_id,
-        nonce_key: lane.key,
-        nonce,
-        gas_limit,
-        max_fee_per_gas: u128::from(max_fee_per_gas),
-        max_priority_fee_per_gas: 0,
-        fee_token,
-        valid_before: now_ms() / 1000 + state.config.tx_validity_secs,
-    };
-    let signed = tx::sign(&state.signer, &params, vec![call]);
-    let attempt = Attempt {
-        tx_hash: signed.hash,
-        raw: signed.raw,
-        nonce_key: lane.key,
-        nonce,
-        valid_before: params.valid_before,
-        signed_at_ms: now_ms(),
-        max_fee_per_gas,
-        outcome: AttemptOutcome::Pending,
-    };
-    // Stored before it is broadcast; from here on the payment may move money, so it reads
-    // `submitted` until the chain tells.
-    record.attempts.push(attempt.clone());
-    record.status = JobStatus::Submitted;
-    save(state, record).await?;
-    info!(
-        payment_id = %record.id, tx_hash = %attempt.tx_hash, lane = lane.key, nonce,
-        "signed and stored transaction"
-    );
-    Ok(Some(attempt))
-}
-
 /// The fee cap of a new attempt: twice the current gas price, and when it replaces an earlier
 /// attempt (possibly still pooled with the same nonce), enough above that one to displace it.
-fn bid(gas_price: u128, previous: Option<&Attempt>) -> u64 {
+pub(crate) fn bid(gas_price: u128, previous: Option<&Attempt>) -> u64 {
     let fresh = u64::try_from(gas_price.saturating_mul(2)).unwrap_or(u64::MAX);
     let bumped = previous.map_or(0, |p| {
         p.max_fee_per_gas
@@ -235,72 +161,9 @@ fn bid(gas_price: u128, previous: Option<&Attempt>) -> u64 {
     fresh.max(bumped)
 }
 
-/// What the first broadcast of an attempt leaves to do.
-#[derive(Debug)]
-enum Broadcasted {
-    /// Included already (the node answered with the receipt).
-    Included(Receipt),
-    /// Possibly in a pool: follow it.
-    Pending,
-    /// Refused by the pool for now: sign a replacement.
-    Replace,
-    /// The payment ended `failed`.
-    Ended,
-}
-
-/// First broadcast of a fresh attempt. A refusal proves the tx is in no pool: a pool conflict
-/// is answered with a replacement (a few times), any other refusal ends the payment `failed`.
-/// A transient fault leaves it pending for [`follow`] to re-broadcast.
-async fn broadcast_new(
-    state: &WorkerState,
-    record: &mut PaymentRecord,
-    attempt: &Attempt,
-) -> Result<Broadcasted, SendError> {
-    let refusal = match state
-        .chain
-        .send_raw_sync(&attempt.raw, attempt.tx_hash)
-        .await
-    {
-        Ok(chain::Sent::Included(receipt)) => return Ok(Broadcasted::Included(receipt)),
-        Ok(chain::Sent::Pending | chain::Sent::NonceTaken) => return Ok(Broadcasted::Pending),
-        Err(ChainError::Transient(cause)) => {
-            warn!(payment_id = %record.id, %cause, "broadcast outcome unknown; will re-broadcast");
-            return Ok(Broadcasted::Pending);
-        }
-        Err(refusal) => refusal,
-    };
-
-    let reason = refusal.to_string();
-    warn!(payment_id = %record.id, tx_hash = %attempt.tx_hash, %reason, "node refused tx");
-    let refused_in_a_row = 1 + record
-        .attempts
-        .iter()
-        .rev()
-        .skip(1)
-        .take_while(|a| a.outcome == AttemptOutcome::Refused)
-        .count();
-    if let Some(current) = record.current_attempt_mut() {
-        current.outcome = AttemptOutcome::Refused;
-        state.lanes.forget_nonce(current.nonce_key);
-    }
-    if refusal.is_pool_conflict() && refused_in_a_row < MAX_REFUSED_ATTEMPTS {
-        // No transaction of this payment is in any pool now.
-        record.status = JobStatus::Queued;
-        save(state, record).await?;
-        return Ok(Broadcasted::Replace);
-    }
-    record.status = JobStatus::Failed;
-    record.reason = Some(format!(
-        "the node refused the transaction, no tokens moved: {reason}"
-    ));
-    save(state, record).await?;
-    record_outcome(state, record).await;
-    Ok(Broadcasted::Ended)
-}
-
 /// Watches an attempt until it is included or provably dead. Never gives up on an unknown
 /// outcome: with the node unreachable it keeps trying.
-async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
+pub(crate) async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
     let sender = state.lanes.sender();
     let mut polls: u32 = 0;
     let mut shutdown = state.shutdown.clone();
@@ -348,31 +211,45 @@ async fn check_dead(state: &WorkerState, sender: Address, attempt: &Attempt) -> 
     (nonce_taken || expired).then_some(Fate::Dead)
 }
 
-async fn settle_attempt(
+/// Applies what became of the payment's current attempt to the record (in memory; the caller
+/// saves it). Fails with [`SendError::ShuttingDown`] when the fate is still unknown.
+pub(crate) fn settle(
     state: &WorkerState,
     record: &mut PaymentRecord,
-    fate: Fate,
+    fate: &Fate,
 ) -> Result<(), SendError> {
     let Some(attempt) = record.current_attempt_mut() else {
         return Ok(());
     };
-    let tx_hash = attempt.tx_hash;
     match fate {
         Fate::Included(receipt) => {
+            state.lanes.included(attempt.nonce_key, attempt.nonce);
             attempt.outcome = AttemptOutcome::Included {
                 success: receipt.success,
             };
-            record.block_number = Some(receipt.block_number);
+            let shared = attempt.payments_in_tx > 1;
             // Nodes that leave `feeToken` off the receipt charged the token the tx named.
             let token = receipt
                 .fee_token
                 .unwrap_or(state.config.common.fee_token.address);
+            let share = attempt.fee_share(receipt.fee_base_units);
+            record.block_number = Some(receipt.block_number);
+            // A payment whose shared transaction reverted paid a share of that fee too.
+            let earlier = record
+                .fee
+                .as_ref()
+                .filter(|f| f.token == token)
+                .map_or(0, |f| f.base_units);
             record.fee = Some(Fee {
                 token,
-                base_units: receipt.fee_base_units,
+                base_units: earlier + share,
             });
             if receipt.success {
                 record.status = JobStatus::Confirmed;
+            } else if shared {
+                // Nothing moved for any call of it; another call may have been the cause, so
+                // this payment goes again, alone (see `Attempt::sends_next_alone`).
+                record.status = JobStatus::Queued;
             } else {
                 record.status = JobStatus::Failed;
                 record.reason = Some(format!(
@@ -381,22 +258,37 @@ async fn settle_attempt(
                     receipt.block_number
                 ));
             }
-            save(state, record).await?;
-            info!(payment_id = %record.id, %tx_hash, status = record.status.as_str(), "settled");
-            record_outcome(state, record).await;
         }
         Fate::Interrupted => return Err(SendError::ShuttingDown),
         Fate::Dead => {
             state.lanes.forget_nonce(attempt.nonce_key);
             attempt.outcome = AttemptOutcome::Dead;
-            save(state, record).await?;
-            warn!(payment_id = %record.id, %tx_hash, "transaction can no longer be included; re-signing");
         }
     }
     Ok(())
 }
 
-async fn record_outcome(state: &WorkerState, record: &PaymentRecord) {
+/// Logs a saved settlement and counts the payment's outcome when it ended.
+pub(crate) async fn finish(state: &WorkerState, record: &PaymentRecord) {
+    let Some(attempt) = record.current_attempt() else {
+        return;
+    };
+    let (payment_id, tx_hash) = (&record.id, attempt.tx_hash);
+    match attempt.outcome {
+        AttemptOutcome::Dead => {
+            warn!(%payment_id, %tx_hash, "transaction can no longer be included; re-signing");
+        }
+        AttemptOutcome::Included { success: false } if !record.status.is_terminal() => {
+            warn!(%payment_id, %tx_hash, "shared transaction reverted; sending the payment alone");
+        }
+        _ => info!(%payment_id, %tx_hash, status = record.status.as_str(), "settled"),
+    }
+    if record.status.is_terminal() {
+        record_outcome(state, record).await;
+    }
+}
+
+pub(crate) async fn record_outcome(state: &WorkerState, record: &PaymentRecord) {
     let latency = (record.status == JobStatus::Confirmed)
         .then(|| now_ms().saturating_sub(record.created_at_ms));
     if let Err(e) = state

@@ -34,6 +34,8 @@ pub struct WorkerState {
     pub gas_limits: Mutex<HashMap<(Address, bool), u64>>,
     /// The node's gas price and when it was read.
     pub gas_price: Mutex<Option<(Instant, u128)>>,
+    /// Payments ready to sign, for the lane dispatcher ([`crate::batch`]).
+    pub batches: tokio::sync::mpsc::UnboundedSender<crate::batch::Request>,
 }
 
 /// Headroom over the (already padded) worst-case estimate.
