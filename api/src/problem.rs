@@ -107,8 +107,8 @@ impl ProblemResponse {
             "Idempotency key reused",
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
-                "this Idempotency-Key was already used for a different request (job {existing_id}); \
-                 use a new key for a new payment"
+                "this Idempotency-Key was already used for a different request \
+                 (job {existing_id}); use a new key for a new payment"
             ),
             Some("Idempotency-Key"),
         ))

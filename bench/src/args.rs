@@ -5,20 +5,23 @@
 use anyhow::{Context, bail};
 
 pub const USAGE: &str = "\
-usage: fluxus-bench [--payments N] [--rate R] [--lanes N] [--raw-lanes N] [--block-time S]
-       fluxus-bench --matrix [--payments N] [--lanes N] [--raised-lanes N] [--raw-lanes N]
+usage: fluxus-bench [--payments N] [--rate R] [--lanes N] [--batch-max N] [--raw-lanes N]
                     [--block-time S]
+       fluxus-bench --matrix [--payments N] [--lanes N] [--batch-max N] [--raised-lanes N]
+                    [--raw-lanes N] [--block-time S]
 
 single run (one stack, one worker):
   --payments N      payments per phase (default 200)
   --rate R          request rate of the accept-latency phase, per second (default 50)
   --lanes N         FLUXUS_WORKER_LANES of the worker (default: the worker's own default)
+  --batch-max N     FLUXUS_BATCH_MAX of the worker (default: the worker's own default)
   --raw-lanes N     nonce lanes of the raw-node baseline (default max(8, --lanes))
   --block-time S    interval mining every S seconds instead of automine
 
 --matrix (automine and interval mining, 1, 2 and 4 workers, one line per round):
   --payments N      payments per round (default 400)
   --lanes N         FLUXUS_WORKER_LANES of every worker (default 4)
+  --batch-max N     FLUXUS_BATCH_MAX of every worker (default 16)
   --raised-lanes N  FLUXUS_WORKER_LANES of the extra interval-mining stack (default 16)
   --raw-lanes N     nonce lanes of the raw-node baseline (default max(8, 4 x --lanes))
   --block-time S    block interval of the interval-mining stacks (default 0.5)";
@@ -32,6 +35,10 @@ const MIN_RAW_LANES: u64 = 8;
 /// every printed line states the lanes it ran with.
 const DEFAULT_MATRIX_LANES: u32 = 4;
 const DEFAULT_RAISED_LANES: u32 = 16;
+/// The worker's own default of `FLUXUS_BATCH_MAX`, passed explicitly in the matrix.
+const DEFAULT_MATRIX_BATCH_MAX: u32 = 16;
+/// The worker refuses more payments per transaction than this.
+const MAX_BATCH_MAX: u32 = 64;
 const DEFAULT_MATRIX_BLOCK_TIME_SECS: f64 = 0.5;
 /// Worker processes of the matrix's largest round; the raw baseline gets as many lanes as they
 /// hold together.
@@ -45,6 +52,9 @@ pub struct Opts {
     /// Passed to the worker as `FLUXUS_WORKER_LANES`; `None` keeps the worker's default (always
     /// `Some` in the matrix).
     pub lanes: Option<u32>,
+    /// Passed to the worker as `FLUXUS_BATCH_MAX`; `None` keeps the worker's default (always
+    /// `Some` in the matrix).
+    pub batch_max: Option<u32>,
     pub raw_lanes: u64,
     /// The single run's mining (`None`: automine); the matrix's block interval.
     pub block_time_secs: Option<f64>,
@@ -66,6 +76,7 @@ struct Given {
     payments: Option<usize>,
     rate_per_s: Option<f64>,
     lanes: Option<u32>,
+    batch_max: Option<u32>,
     raised_lanes: Option<u32>,
     raw_lanes: Option<u64>,
     block_time_secs: Option<f64>,
@@ -91,6 +102,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Op
             "--payments" => given.payments = Some(positive(&flag, &value)?),
             "--rate" => given.rate_per_s = Some(positive_f64(&flag, &value)?),
             "--lanes" => given.lanes = Some(positive(&flag, &value)?),
+            "--batch-max" => {
+                let n: u32 = positive(&flag, &value)?;
+                if n > MAX_BATCH_MAX {
+                    bail!("{flag} must be at most {MAX_BATCH_MAX}, not {n}");
+                }
+                given.batch_max = Some(n);
+            }
             "--raised-lanes" => given.raised_lanes = Some(positive(&flag, &value)?),
             "--raw-lanes" => given.raw_lanes = Some(positive(&flag, &value)?),
             "--block-time" => given.block_time_secs = Some(positive_f64(&flag, &value)?),
@@ -113,6 +131,7 @@ fn single_opts(given: Given) -> anyhow::Result<Opts> {
         payments: given.payments.unwrap_or(DEFAULT_PAYMENTS),
         rate_per_s: given.rate_per_s.unwrap_or(DEFAULT_RATE_PER_S),
         lanes: given.lanes,
+        batch_max: given.batch_max,
         raw_lanes: given.raw_lanes.unwrap_or(MIN_RAW_LANES.max(fluxus_lanes)),
         block_time_secs: given.block_time_secs,
         matrix: None,
@@ -129,6 +148,7 @@ fn matrix_opts(given: Given) -> anyhow::Result<Opts> {
         payments: given.payments.unwrap_or(DEFAULT_MATRIX_PAYMENTS),
         rate_per_s: DEFAULT_RATE_PER_S,
         lanes: Some(lanes),
+        batch_max: Some(given.batch_max.unwrap_or(DEFAULT_MATRIX_BATCH_MAX)),
         raw_lanes: given.raw_lanes.unwrap_or(MIN_RAW_LANES.max(all_lanes)),
         block_time_secs: Some(
             given
@@ -198,6 +218,7 @@ mod tests {
             (Some(4), 16, Some(0.5))
         );
         assert_eq!(opts.matrix, Some(MatrixOpts { raised_lanes: 16 }));
+        assert_eq!(opts.batch_max, Some(16));
 
         let opts = parse_str("--payments 50 --matrix --lanes 2 --raised-lanes 8 --block-time 1")
             .unwrap()
@@ -218,6 +239,8 @@ mod tests {
         assert!(parse_str("--matrix --rate 10").is_err());
         assert!(parse_str("--raised-lanes 8").is_err());
         assert!(parse_str("--matrix --raised-lanes 0").is_err());
+        assert!(parse_str("--batch-max 0").is_err());
+        assert!(parse_str("--batch-max 65").is_err());
         assert!(parse_str("--help").unwrap().is_none());
     }
 }

@@ -59,8 +59,9 @@ impl Fluxus {
             .with_context(|| format!("send reply has no job id: {body}"))
     }
 
-    /// The job's status (`queued`, `submitted`, `confirmed`, …).
-    pub async fn status(&self, id: &str) -> anyhow::Result<String> {
+    /// The job's status (`queued`, `submitted`, `confirmed`, …) and the hash of the
+    /// transaction it names, if any.
+    pub async fn status(&self, id: &str) -> anyhow::Result<(String, Option<String>)> {
         let path = format!("/api/v1/jobs/{id}");
         let response = self
             .http
@@ -75,10 +76,11 @@ impl Fluxus {
             bail!("GET {path} answered {status}: {body}");
         }
         let job: Value = serde_json::from_str(&body).context("job reply is not JSON")?;
-        job["status"]
+        let status = job["status"]
             .as_str()
             .map(String::from)
-            .with_context(|| format!("job reply has no status: {body}"))
+            .with_context(|| format!("job reply has no status: {body}"))?;
+        Ok((status, job["tx_hash"].as_str().map(String::from)))
     }
 
     /// `GET /metrics` (no auth), parsed.

@@ -6,17 +6,22 @@
 //! at a fixed request rate, accept-to-confirmed throughput, and the raw node's throughput for
 //! the same transfers as a baseline.
 //!
-//! `bash scripts/bench.sh --matrix [--payments 400] [--lanes 4] [--raised-lanes 16]` (the issue-3
-//! benchmark, [`matrix`]): three stacks, one after another: automine, 0.5 s blocks, and 0.5 s
-//! blocks with `--raised-lanes` lanes per worker. On each, the raw baseline once, then rounds
-//! with 1, 2 and 4 worker processes (2 is skipped on the raised stack). A round sends
+//! `bash scripts/bench.sh --matrix [--payments 400] [--lanes 4] [--batch-max 16]
+//! [--raised-lanes 16]` (the issue-3 benchmark, [`matrix`]): three stacks, one after another:
+//! automine, 0.5 s blocks, and 0.5 s blocks with `--raised-lanes` lanes per worker. On each, the
+//! raw baseline once, then rounds with 1, 2 and 4 worker processes (2 is skipped on the raised
+//! stack). A round sends
 //! `--payments` payments, 16 requests in flight, and prints one line:
 //!
 //! - `confirmed_per_s`: payments per second from the first POST until the `/metrics` reading
 //!   (taken every 100 ms) that counts all of them finished; `NA` unless every job then reads
 //!   `confirmed`.
-//! - `bound_per_s` (interval mining only): `lanes_total × blocks_per_s`, the most the lanes can
-//!   carry with one transaction in flight per lane and one block per transaction.
+//! - `bound_per_s` (interval mining only): `lanes_total × batch_max × blocks_per_s`, the most the
+//!   lanes can carry with one transaction in flight per lane, at most `batch_max` payments per
+//!   transaction (`FLUXUS_BATCH_MAX`) and one block per transaction.
+//! - `raw_per_s` is one transfer per transaction; Fluxus puts the payments waiting for a lane
+//!   into one transaction, and `txs=`, `payments_per_tx=` at the end of the line say how many
+//!   transactions the round's payments took.
 //! - `raw_per_s`: the stack's raw-node baseline, the same transfers pre-signed by dev account 1
 //!   over `--raw-lanes` lanes (default 4 × `--lanes`) and sent straight to the node, first send
 //!   to last receipt; `ratio_percent` = `confirmed_per_s / raw_per_s`.
@@ -129,6 +134,9 @@ fn stack_opts(opts: &Opts) -> StackOpts {
     if let Some(lanes) = opts.lanes {
         extra_env.push(("FLUXUS_WORKER_LANES".to_string(), lanes.to_string()));
     }
+    if let Some(most) = opts.batch_max {
+        extra_env.push(("FLUXUS_BATCH_MAX".to_string(), most.to_string()));
+    }
     StackOpts {
         block_time: opts.block_time_secs,
         workers: 1,
@@ -139,11 +147,15 @@ fn stack_opts(opts: &Opts) -> StackOpts {
 
 fn config_line(opts: &Opts) -> String {
     let lanes = opts.lanes.map_or("default".to_string(), |n| n.to_string());
+    let batch_max = opts
+        .batch_max
+        .map_or("default".to_string(), |n| n.to_string());
     let mining = opts
         .block_time_secs
         .map_or("automine".to_string(), |secs| format!("block_time_{secs}s"));
     format!(
-        "bench payments={} rate={}/s lanes={lanes} raw_lanes={} mining={mining}",
+        "bench payments={} rate={}/s lanes={lanes} batch_max={batch_max} raw_lanes={} \
+         mining={mining}",
         opts.payments, opts.rate_per_s, opts.raw_lanes
     )
 }

@@ -40,6 +40,7 @@ const TARGET_RATIO_PERCENT: f64 = 80.0;
 struct StackPlan {
     mining: Mining,
     lanes_per_worker: u32,
+    batch_max: u32,
     workers: &'static [usize],
 }
 
@@ -53,6 +54,7 @@ impl StackPlan {
     fn stack_opts(&self) -> StackOpts {
         let env = [
             ("FLUXUS_WORKER_LANES", self.lanes_per_worker.to_string()),
+            ("FLUXUS_BATCH_MAX", self.batch_max.to_string()),
             ("FLUXUS_LANE_POOL", self.lane_pool().to_string()),
         ];
         StackOpts {
@@ -74,6 +76,7 @@ impl StackPlan {
 
 fn plans(opts: &Opts, matrix: &MatrixOpts) -> Vec<StackPlan> {
     let lanes = opts.lanes.unwrap_or(1);
+    let batch_max = opts.batch_max.unwrap_or(1);
     let interval = Mining::BlockTime {
         secs: opts.block_time_secs.unwrap_or(0.5),
     };
@@ -81,16 +84,19 @@ fn plans(opts: &Opts, matrix: &MatrixOpts) -> Vec<StackPlan> {
         StackPlan {
             mining: Mining::Automine,
             lanes_per_worker: lanes,
+            batch_max,
             workers: &WORKER_STEPS,
         },
         StackPlan {
             mining: interval,
             lanes_per_worker: lanes,
+            batch_max,
             workers: &WORKER_STEPS,
         },
         StackPlan {
             mining: interval,
             lanes_per_worker: matrix.raised_lanes,
+            batch_max,
             workers: &RAISED_WORKER_STEPS,
         },
     ]
@@ -180,6 +186,7 @@ async fn measure_stack(
             mining: plan.mining,
             workers,
             lanes_per_worker: plan.lanes_per_worker,
+            batch_max: plan.batch_max,
             raw_per_s,
         };
         eprintln!(

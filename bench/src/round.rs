@@ -49,16 +49,19 @@ pub struct Setup {
     pub mining: Mining,
     pub workers: usize,
     pub lanes_per_worker: u32,
+    /// Most payments one transaction carries (`FLUXUS_BATCH_MAX`).
+    pub batch_max: u32,
     /// The raw-node baseline of the same stack.
     pub raw_per_s: Option<f64>,
 }
 
 impl Setup {
     /// With interval mining, the most payments a second the lanes can carry: each lane holds
-    /// one transaction in flight and a transaction needs a block, so `lanes × blocks/s`.
+    /// one transaction in flight, a transaction carries at most `batch_max` payments and needs
+    /// a block, so `lanes × batch_max × blocks/s`.
     pub fn bound_per_s(&self) -> Option<f64> {
         let secs = self.mining.block_time()?;
-        Some(self.lanes_total() as f64 / secs)
+        Some((self.lanes_total() * u64::from(self.batch_max)) as f64 / secs)
     }
 
     pub fn lanes_total(&self) -> u64 {
@@ -107,10 +110,11 @@ impl RoundReport {
         let setup = &self.setup;
         let kib = |v: Option<u64>| v.map_or("NA".to_string(), |v| v.to_string());
         let mut line = format!(
-            "mining={} workers={} lanes_per_worker={} confirmed_per_s={}",
+            "mining={} workers={} lanes_per_worker={} batch_max={} confirmed_per_s={}",
             setup.mining.label(),
             setup.workers,
             setup.lanes_per_worker,
+            setup.batch_max,
             show(self.confirmed_per_s),
         );
         if let (Some(bound), Some(secs)) = (setup.bound_per_s(), setup.mining.block_time()) {
@@ -326,13 +330,14 @@ mod tests {
             mining: Mining::Automine,
             workers: 4,
             lanes_per_worker: 4,
+            batch_max: 2,
             raw_per_s: Some(200.0),
         };
         assert_eq!(setup.bound_per_s(), None);
         let line = report(setup, Some(170.0)).line();
         assert_eq!(
             line,
-            "mining=automine workers=4 lanes_per_worker=4 confirmed_per_s=170.0 \
+            "mining=automine workers=4 lanes_per_worker=4 batch_max=2 confirmed_per_s=170.0 \
              raw_per_s=200.0 ratio_percent=85.0 accept_p50_ms=2.0 accept_p99_ms=40.0 \
              accept_per_s=500.0 max_queue_depth=3 api_peak_rss_kib=20000 \
              worker_peak_rss_kib=NA confirmed=4/4"
@@ -345,6 +350,7 @@ mod tests {
             mining: Mining::Automine,
             workers: 1,
             lanes_per_worker: 4,
+            batch_max: 2,
             raw_per_s: None,
         };
         assert_eq!(
@@ -364,14 +370,16 @@ mod tests {
             mining: Mining::BlockTime { secs: 0.5 },
             workers: 2,
             lanes_per_worker: 4,
+            batch_max: 2,
             raw_per_s: None,
         };
-        assert_eq!(setup.bound_per_s(), Some(16.0));
+        assert_eq!(setup.bound_per_s(), Some(32.0));
         let line = report(setup, None).line();
         assert!(
             line.starts_with(
-                "mining=block_time_0.5s workers=2 lanes_per_worker=4 confirmed_per_s=NA \
-                 bound_per_s=16.0 lanes_total=8 blocks_per_s=2.0 raw_per_s=NA ratio_percent=NA"
+                "mining=block_time_0.5s workers=2 lanes_per_worker=4 batch_max=2 \
+                 confirmed_per_s=NA bound_per_s=32.0 lanes_total=8 blocks_per_s=2.0 \
+                 raw_per_s=NA ratio_percent=NA"
             ),
             "{line}"
         );

@@ -2,7 +2,7 @@
 //! every unsettled job, a bounded number at a time, until all have settled or the deadline passes.
 //! A missed deadline is reported in the result (how many are still pending), not hidden.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -25,14 +25,23 @@ pub struct Settled {
     pub pending: usize,
     /// When the last job was first seen `confirmed`.
     pub last_confirmed_at: Option<Instant>,
+    /// The transactions the confirmed jobs were paid in (several payments may share one).
+    pub txs: BTreeSet<String>,
     /// The last polling error, if any (transient errors are retried).
     pub last_error: Option<String>,
 }
 
 impl Settled {
-    /// `confirmed=…/… failed=… pending=…` for the report.
+    /// `confirmed=…/… txs=… payments_per_tx=… failed=… pending=…` for the report.
     pub fn summary(&self, total: usize) -> String {
         let mut line = format!("confirmed={}/{total}", self.confirmed);
+        if !self.txs.is_empty() {
+            line.push_str(&format!(
+                " txs={} payments_per_tx={:.1}",
+                self.txs.len(),
+                self.confirmed as f64 / self.txs.len() as f64
+            ));
+        }
         for (status, count) in &self.other {
             line.push_str(&format!(" {status}={count}"));
         }
@@ -72,11 +81,14 @@ async fn poll_round(fluxus: &Fluxus, pending: Vec<String>, settled: &mut Settled
     let mut still = Vec::new();
     for (id, status, seen_at) in reads {
         match status {
-            Ok(status) if status == "confirmed" => {
+            Ok((status, tx_hash)) if status == "confirmed" => {
                 settled.confirmed += 1;
+                settled.txs.extend(tx_hash);
                 settled.last_confirmed_at = settled.last_confirmed_at.max(Some(seen_at));
             }
-            Ok(status) if is_terminal(&status) => *settled.other.entry(status).or_default() += 1,
+            Ok((status, _)) if is_terminal(&status) => {
+                *settled.other.entry(status).or_default() += 1;
+            }
             Ok(_) => still.push(id),
             Err(err) => {
                 settled.last_error = Some(format!("{err:#}"));

@@ -222,10 +222,11 @@ mod tests {
 
     #[test]
     fn records_from_before_batching_read_as_one_payment_per_tx() {
-        let json = r#"{"tx_hash":"0x0000000000000000000000000000000000000000000000000000000000000000",
-            "raw":"0x76","nonce_key":1,"nonce":2,"valid_before":3,"signed_at_ms":4,
-            "max_fee_per_gas":5,"outcome":"pending"}"#;
-        let a: Attempt = serde_json::from_str(json).unwrap();
+        let json = serde_json::json!({
+            "tx_hash": B256::repeat_byte(0x11), "raw": "0x76", "nonce_key": 1, "nonce": 2,
+            "valid_before": 3, "signed_at_ms": 4, "max_fee_per_gas": 5, "outcome": "pending",
+        });
+        let a: Attempt = serde_json::from_value(json).unwrap();
         assert_eq!((a.payments_in_tx, a.index_in_tx), (1, 0));
     }
 }

@@ -1,14 +1,12 @@
 //! Fifty sends accepted back to back, one worker: every one confirms, each nonce lane used has
-//! nonces 0..n-1 with no gap and the chain's lane nonce ends at n, and the recipient received
-//! exactly the sum. The stack is this test's alone, so every transaction of the sender is ours.
+//! nonces 0..n-1 with no gap (payments waiting for a lane share a transaction) and the chain's
+//! lane nonce ends at n, and the recipient received exactly the sum. The stack is this test's alone, so every transaction of the sender is ours.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use alloy::primitives::U256;
 use fluxus_tests::{
-    PATH_USD, SENDER, StackOpts, checksummed, format_units6, fresh_address, parse_b256, random_hex,
-    spawn_stack, text,
+    PATH_USD, StackOpts, assert_lanes_gapless, checksummed, format_units6, fresh_address,
+    parse_b256, random_hex, spawn_stack, text,
 };
 use serde_json::json;
 
@@ -42,27 +40,9 @@ async fn fifty_sequential_sends_confirm_without_nonce_gaps() {
         )
         .await;
 
-    // Per lane: nonces exactly 0..n-1, and the chain's lane nonce is n.
-    let mut lanes: BTreeMap<U256, Vec<u64>> = BTreeMap::new();
-    for job in &jobs {
-        let key: U256 = text(job, "nonce_key").parse().expect("nonce_key decimal");
-        let nonce: u64 = text(job, "nonce").parse().expect("nonce decimal");
-        lanes.entry(key).or_default().push(nonce);
-    }
-    for (key, nonces) in &mut lanes {
-        nonces.sort_unstable();
-        let n = nonces.len() as u64;
-        assert_eq!(
-            *nonces,
-            (0..n).collect::<Vec<_>>(),
-            "lane {key}: gaps or repeats"
-        );
-        assert_eq!(
-            chain.lane_nonce(SENDER, *key).await,
-            n,
-            "lane {key}: chain nonce"
-        );
-    }
+    // Per lane: nonces exactly 0..n-1, each used by one transaction (payments waiting for a
+    // lane share one), and the chain's lane nonce is n.
+    assert_lanes_gapless(&stack, &jobs).await;
 
     // The recipient got each payment once: fifty transfers, the exact sum.
     let transfers = chain.transfers_to(PATH_USD, to).await;
@@ -75,9 +55,5 @@ async fn fifty_sequential_sends_confirm_without_nonce_gaps() {
         );
     }
     assert_eq!(chain.balance_u128(PATH_USD, to).await, sum);
-    eprintln!(
-        "lanes used: {:?}",
-        lanes.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
-    );
     stack.assert_alive();
 }

@@ -165,7 +165,8 @@ async fn run(state: &WorkerState, lane: &Lane, mut batch: Vec<Request>) {
                 return settle_all(state, batch, fate).await;
             }
             Err(ChainError::Transient(cause)) => {
-                warn!(tx_hash = %attempt.tx_hash, %cause, "broadcast outcome unknown; will re-broadcast");
+                let tx_hash = attempt.tx_hash;
+                warn!(%tx_hash, %cause, "broadcast outcome unknown; will re-broadcast");
                 let fate = send::follow(state, &attempt).await;
                 return settle_all(state, batch, fate).await;
             }
@@ -252,7 +253,8 @@ async fn within_balance(state: &WorkerState, batch: Vec<Request>) -> Vec<Request
             continue;
         }
         left.insert(token, balance);
-        info!(payment_id = %request.record.id, "payment would overdraw a shared transaction; sending it alone");
+        let payment_id = &request.record.id;
+        info!(%payment_id, "payment would overdraw a shared transaction; sending it alone");
         request.alone = true;
         if let Err(mpsc::error::SendError(request)) = state.batches.send(request) {
             let id = request.record.id.clone();

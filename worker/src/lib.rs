@@ -72,7 +72,11 @@ async fn handle(job: SendJob, state: Data<Arc<WorkerState>>) -> Result<(), BoxDy
                 return Err(e.into());
             }
             Err(e) => {
-                warn!(cause = %e, attempt, backoff_ms, "payment interrupted; resuming from its record");
+                let cause = e.to_string();
+                warn!(
+                    cause,
+                    attempt, backoff_ms, "payment interrupted; resuming from its record"
+                );
                 tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                 backoff_ms = (backoff_ms * 2).min(HANDLER_BACKOFF_MAX_MS);
             }

@@ -182,7 +182,11 @@ async fn enqueue(state: &AppState, id: &str) {
     match state.queue.clone().push(job).await {
         Ok(()) => {
             if let Err(e) = state.store.pushed(id).await {
-                warn!(payment_id = id, cause = %e, "could not clear outbox entry; a sweep re-pushes");
+                let cause = e.to_string();
+                warn!(
+                    payment_id = id,
+                    cause, "could not clear outbox entry; a sweep re-pushes"
+                );
             }
         }
         Err(e) => {
