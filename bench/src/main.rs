@@ -6,7 +6,7 @@
 //! at a fixed request rate, accept-to-confirmed throughput, and the raw node's throughput for
 //! the same transfers as a baseline.
 //!
-//! `bash scripts/bench.sh --matrix [--payments 400] [--lanes 4] [--batch-max 16]
+//! `bash scripts/bench.sh --matrix [--payments 1000] [--lanes 4] [--batch-max 16]
 //! [--raised-lanes 16]` (the issue-3 benchmark, [`matrix`]): three stacks, one after another:
 //! automine, 0.5 s blocks, and 0.5 s blocks with `--raised-lanes` lanes per worker. On each, the
 //! raw baseline once, then rounds with 1, 2 and 4 worker processes (2 is skipped on the raised

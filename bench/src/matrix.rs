@@ -28,8 +28,8 @@ const RAISED_WORKER_STEPS: [usize; 2] = [1, MATRIX_MAX_WORKERS];
 const DEFAULT_LANE_POOL: u64 = 64;
 /// Deadline for a started worker to log that it holds its lanes.
 const WORKER_READY_SECS: u64 = 60;
-/// Pause after the workers hold their lanes: idle workers fetch jobs on a 1 s heartbeat, so two
-/// heartbeats let a new worker's queue consumer start before the burst.
+/// Pause after the workers hold their lanes, so that a new worker's queue consumer has started
+/// (registered and fetching on its heartbeat) before the burst.
 const WORKER_SETTLE_MS: u64 = 2_000;
 /// What a worker logs once it holds its lanes.
 const WORKER_STARTED: &str = "worker started";

@@ -25,7 +25,7 @@ use fluxus_tests::{
 use serde_json::{Value, json};
 
 const SUBMIT_SECS: u64 = 90;
-/// Until the worker holds every posted payment (it fetches on a 500 ms heartbeat).
+/// Until the worker holds every posted payment (an idle one fetches on a 100 ms heartbeat).
 const HELD_SECS: u64 = 30;
 /// Mining a block each poll, until every payment has ended.
 const SETTLE_SECS: u64 = 120;

@@ -30,7 +30,7 @@ const SUBMIT_SECS: u64 = 90;
 /// The replacement worker must be started this soon after the kill (C12).
 const RESTART_WITHIN_SECS: u64 = 5;
 /// Recovery window, from the kill or SIGTERM to every payment of the round `confirmed`. The
-/// product needs about 15 s: a dead worker's jobs come back after 10 missed 1 s heartbeats and
+/// product needs about 15 s: a dead worker's jobs come back after 10 s without a heartbeat and
 /// its payment locks expire 15 s after their last renewal; a SIGTERM'd worker waits up to 20 s
 /// for in-flight payments first. The rest is margin for a loaded 2-core machine.
 const RECOVERY_SECS: u64 = 120;
