@@ -121,8 +121,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     );
 
     let cleaner = spawn_job_cleaner(store.clone());
-    // Enough payments in hand to fill every lane's transaction.
-    let concurrency = (config.lanes * config.batch_max) as usize;
+    // Payments in hand: a full transaction on every lane, and as many again waiting, so a lane
+    // that frees finds a full transaction's worth ready (with only the first, transactions
+    // carried about half of FLUXUS_BATCH_MAX under 0.5 s blocks).
+    let concurrency = (2 * config.lanes * config.batch_max) as usize;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (batches, requests) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(WorkerState {
@@ -141,6 +143,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let dispatcher = batch::spawn_dispatcher(state.clone(), requests);
     let queue_config = QueueConfig::default()
         .queue(SEND_QUEUE)
+        // One fetch brings a full transaction's worth of jobs.
+        .batch_size(state.config.batch_max as usize)
         .heartbeat_interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS))
         .missed_heartbeats(MISSED_HEARTBEATS);
     let storage: RedisStorage<SendJob> = RedisStorage::new(conn).with_config(queue_config);
