@@ -133,8 +133,12 @@ async fn run(state: &WorkerState, lane: &Lane, mut batch: Vec<Request>) {
             Ok(lost) => {
                 // Nothing was written and nothing sent: drop the payments we no longer own,
                 // and sign again for the rest.
+                let kept = before
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(position, _)| !lost.contains(position));
                 batch = without_lost(batch, &lost);
-                for (request, status) in batch.iter_mut().zip(before) {
+                for (request, (_, status)) in batch.iter_mut().zip(kept) {
                     request.record.attempts.pop();
                     request.record.status = status;
                 }

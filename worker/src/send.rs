@@ -4,8 +4,9 @@
 //! broadcast) is always followed to its fate before anything new is signed: it is re-broadcast
 //! and watched until a receipt appears, or until it is provably dead (past `valid_before` with
 //! its lane nonce unchanged, or its nonce taken by another transaction). Only then is a new
-//! attempt signed, and it is stored before it is broadcast. Every record write checks that this
-//! worker still holds the payment's lock, so two workers can never both sign for it.
+//! attempt signed, and it is stored before it is broadcast (by [`crate::batch`], which may put
+//! it in one transaction with other payments). Every record write checks that this worker still
+//! holds the payment's lock, so two workers can never both sign for it.
 
 use std::time::Duration;
 
