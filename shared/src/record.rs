@@ -125,6 +125,11 @@ pub struct PaymentRecord {
     pub reason: Option<String>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// Raised by every worker write; a write is refused unless the stored record is still the
+    /// version the writer read, so a worker holding a stale copy (it stalled while another
+    /// finished the payment) can never write it back.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl PaymentRecord {

@@ -109,25 +109,36 @@ end
 return 0
 "#;
 
-/// Writes a record only while `holder` holds the payment's lock: a worker that lost its lock
-/// (it stalled past the TTL and another took over) can no longer change the payment.
+/// Writes records only while `holder` holds each payment's lock and each stored record is still
+/// the version the writer read: a worker that lost its lock (it stalled past the TTL and another
+/// took over), or that holds a stale copy, can no longer change the payment. All or none: KEYS
+/// are lock and record key pairs, ARGV the holder, then per record its JSON and the stored
+/// version it expects. Returns the 1-based pair numbers that failed (then nothing was written),
+/// or an empty list.
 const SAVE_LOCKED_SCRIPT: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
-"#;
-
-/// The same for several records at once, all or none: KEYS are lock and record key pairs,
-/// ARGV the holder then each record's JSON. Returns the 1-based pair numbers whose lock
-/// `holder` no longer holds (then nothing was written), or an empty list.
-const SAVE_ALL_LOCKED_SCRIPT: &str = r#"
 local lost = {}
 for i = 1, #KEYS, 2 do
-  if redis.call('GET', KEYS[i]) ~= ARGV[1] then table.insert(lost, (i + 1) / 2) end
+  local n = (i + 1) / 2
+  local fenced = redis.call('GET', KEYS[i]) == ARGV[1]
+  if fenced then
+    local stored = redis.call('GET', KEYS[i + 1])
+    fenced = stored and (cjson.decode(stored).version or 0) == tonumber(ARGV[2 * n + 1])
+  end
+  if not fenced then table.insert(lost, n) end
 end
 if #lost > 0 then return lost end
-for i = 1, #KEYS, 2 do redis.call('SET', KEYS[i + 1], ARGV[(i + 1) / 2 + 1]) end
+for i = 1, #KEYS, 2 do redis.call('SET', KEYS[i + 1], ARGV[i + 1]) end
 return lost
+"#;
+
+/// Extends a lease only while `holder` still holds it; a lease that expired (and may have been
+/// taken, used and released by another holder since) is never taken back by a renewal.
+const RENEW_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
 "#;
 
 const RELEASE_SCRIPT: &str = r#"
@@ -282,39 +293,35 @@ impl Store {
         .transpose()
     }
 
-    /// Overwrites a record if `holder` still holds its lock; `false` when the lock was lost.
+    /// Overwrites a record if `holder` still holds its lock and the stored record is the one
+    /// this copy was read as; `false` otherwise. `record.version` must already be raised by one
+    /// over the version read (see [`PaymentRecord::version`]).
     pub async fn save_locked(
         &self,
         record: &PaymentRecord,
         holder: &str,
     ) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(record).expect("a record always serializes");
-        let mut conn = self.conn.clone();
-        let saved: i64 = Script::new(SAVE_LOCKED_SCRIPT)
-            .key(lock_key(&record.id))
-            .key(payment_key(&record.id))
-            .arg(holder)
-            .arg(json)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(saved == 1)
+        Ok(self.save_all_locked(&[record], holder).await?.is_empty())
     }
 
-    /// Overwrites all `records` in one step if `holder` holds every one's lock. Otherwise
-    /// writes none and returns the positions (in `records`) of those whose lock was lost.
+    /// [`Store::save_locked`] for several records in one step, all or none: returns the
+    /// positions (in `records`) of those whose lock was lost or whose stored version moved on
+    /// (then nothing was written), or an empty list.
     pub async fn save_all_locked(
         &self,
         records: &[&PaymentRecord],
         holder: &str,
     ) -> Result<Vec<usize>, StoreError> {
-        let script = Script::new(SAVE_ALL_LOCKED_SCRIPT);
+        let script = Script::new(SAVE_LOCKED_SCRIPT);
         let mut invocation = script.arg(holder);
         for record in records {
             let json = serde_json::to_string(record).expect("a record always serializes");
             invocation
                 .key(lock_key(&record.id))
                 .key(payment_key(&record.id))
-                .arg(json);
+                .arg(json)
+                // A record not raised over the version read (0) never matches.
+                .arg(i128::from(record.version) - 1);
         }
         let mut conn = self.conn.clone();
         let lost: Vec<usize> = invocation.invoke_async(&mut conn).await?;
@@ -361,7 +368,24 @@ impl Store {
         Ok((jobs, latency))
     }
 
-    /// Takes or renews the lock on a payment for `holder`.
+    /// Extends `holder`'s lock on a payment; `false` when it no longer holds it.
+    pub async fn renew_payment_lock(
+        &self,
+        id: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let renewed: i64 = Script::new(RENEW_SCRIPT)
+            .key(lock_key(id))
+            .arg(holder)
+            .arg(ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Takes (or, when `holder` has it already, renews) the lock on a payment.
     pub async fn lock_payment(
         &self,
         id: &str,

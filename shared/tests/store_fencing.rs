@@ -1,6 +1,7 @@
 //! The fenced writes a worker relies on, against a real Redis (`REDIS_URL`, default the local
 //! one; every key carries a fresh id): records of a shared transaction are written all or none,
-//! and only while the writer holds every payment's lock.
+//! only while the writer holds every payment's lock and only over the version it read; a lock
+//! renewal never takes back a lock released meanwhile.
 
 use alloy::primitives::Address;
 use fluxus_shared::record::{JobStatus, PaymentRecord};
@@ -26,6 +27,7 @@ fn record(status: JobStatus) -> PaymentRecord {
         reason: None,
         created_at_ms: 0,
         updated_at_ms: 0,
+        version: 0,
     }
 }
 
@@ -41,6 +43,18 @@ async fn store() -> Store {
     )
 }
 
+/// Stores `r` as the API does (version 0).
+async fn put(r: &PaymentRecord) {
+    let mut conn = store::connect(&redis_url()).await.expect("redis");
+    let json = serde_json::to_string(r).expect("json");
+    let () = redis::cmd("SET")
+        .arg(store::payment_key(&r.id))
+        .arg(json)
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+}
+
 /// Deletes what the test wrote.
 async fn remove(records: &[PaymentRecord]) {
     let mut conn = store::connect(&redis_url()).await.expect("redis");
@@ -53,11 +67,25 @@ async fn remove(records: &[PaymentRecord]) {
     }
 }
 
+/// The next version of `r`, as a worker writes it.
+fn next(r: &PaymentRecord, status: JobStatus) -> PaymentRecord {
+    PaymentRecord {
+        status,
+        version: r.version + 1,
+        ..r.clone()
+    }
+}
+
+async fn stored_status(store: &Store, r: &PaymentRecord) -> JobStatus {
+    store.get(&r.id).await.unwrap().unwrap().status
+}
+
 #[tokio::test]
-async fn a_shared_write_is_all_or_none_and_needs_every_lock() {
+async fn a_shared_write_is_all_or_none_and_needs_every_lock_and_a_fresh_copy() {
     let store = store().await;
-    let mut records = [record(JobStatus::Queued), record(JobStatus::Queued)];
-    for r in &records {
+    let read = [record(JobStatus::Queued), record(JobStatus::Queued)];
+    for r in &read {
+        put(r).await;
         assert!(
             store
                 .lock_payment(&r.id, HOLDER, LOCK_TTL_MS)
@@ -65,45 +93,61 @@ async fn a_shared_write_is_all_or_none_and_needs_every_lock() {
                 .unwrap()
         );
     }
-    for r in &mut records {
-        r.status = JobStatus::Submitted;
-    }
-    let both: Vec<&PaymentRecord> = records.iter().collect();
-    assert_eq!(
-        store.save_all_locked(&both, HOLDER).await.unwrap(),
-        Vec::<usize>::new()
-    );
-    for r in &records {
-        assert_eq!(
-            store.get(&r.id).await.unwrap().unwrap().status,
-            JobStatus::Submitted
-        );
-    }
-
-    // The second payment's lock passes to another worker: nothing of the pair is written.
-    store.unlock_payment(&records[1].id, HOLDER).await.unwrap();
+    let submitted = read.clone().map(|r| next(&r, JobStatus::Submitted));
+    let both: Vec<&PaymentRecord> = submitted.iter().collect();
     assert!(
         store
-            .lock_payment(&records[1].id, OTHER, LOCK_TTL_MS)
+            .save_all_locked(&both, HOLDER)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for r in &read {
+        assert_eq!(stored_status(&store, r).await, JobStatus::Submitted);
+    }
+
+    // A stale copy (the version read before that write) is refused, lock or not.
+    let stale = next(&read[0], JobStatus::Queued);
+    assert!(!store.save_locked(&stale, HOLDER).await.unwrap());
+    assert_eq!(stored_status(&store, &read[0]).await, JobStatus::Submitted);
+
+    // The second payment's lock passes to another worker: nothing of the pair is written.
+    store.unlock_payment(&read[1].id, HOLDER).await.unwrap();
+    assert!(
+        store
+            .lock_payment(&read[1].id, OTHER, LOCK_TTL_MS)
             .await
             .unwrap()
     );
-    for r in &mut records {
-        r.status = JobStatus::Confirmed;
-    }
-    let both: Vec<&PaymentRecord> = records.iter().collect();
+    let confirmed = submitted.clone().map(|r| next(&r, JobStatus::Confirmed));
+    let both: Vec<&PaymentRecord> = confirmed.iter().collect();
     assert_eq!(store.save_all_locked(&both, HOLDER).await.unwrap(), vec![1]);
-    for r in &records {
-        let stored = store.get(&r.id).await.unwrap().unwrap();
+    for r in &read {
         assert_eq!(
-            stored.status,
+            stored_status(&store, r).await,
             JobStatus::Submitted,
             "written without every lock"
         );
     }
-    for r in &records {
+
+    // A renewal never takes back a lock that was released meanwhile.
+    store.unlock_payment(&read[1].id, OTHER).await.unwrap();
+    assert!(
+        !store
+            .renew_payment_lock(&read[1].id, HOLDER, LOCK_TTL_MS)
+            .await
+            .unwrap()
+    );
+    assert!(!store.save_locked(&confirmed[1], HOLDER).await.unwrap());
+    assert!(
+        store
+            .renew_payment_lock(&read[0].id, HOLDER, LOCK_TTL_MS)
+            .await
+            .unwrap()
+    );
+
+    for r in &read {
         store.unlock_payment(&r.id, HOLDER).await.unwrap();
-        store.unlock_payment(&r.id, OTHER).await.unwrap();
     }
-    remove(&records).await;
+    remove(&read).await;
 }

@@ -1,5 +1,6 @@
 //! Assertions and waits several end-to-end tests share: a payment reaching `submitted` with its
-//! transaction pooled, and included transactions using each nonce lane without gaps.
+//! transaction pooled, payments held by a worker before signing, and included transactions using
+//! each nonce lane without gaps.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -27,6 +28,32 @@ pub async fn wait_submitted(api: &Api, chain: &Chain, id: &str, deadline: Durati
     })
     .await;
     job
+}
+
+/// Waits until a worker holds the lock of every payment in `ids` while each is still `queued`:
+/// in a worker's hands, waiting for a busy lane, nothing of them signed yet. Any job that moves
+/// on before that fails at once.
+pub async fn wait_held(stack: &Stack, ids: &[String], deadline: Duration) {
+    let store = stack.store();
+    let api = stack.api();
+    poll("a worker to hold every payment", deadline, || {
+        let locks = store.keys("fluxus:lock:payment:*");
+        async {
+            let locks = locks?;
+            for id in ids {
+                let job = api.job(id).await;
+                assert_eq!(
+                    job["status"], "queued",
+                    "left before the lane was free: {job}"
+                );
+            }
+            Ok(ids
+                .iter()
+                .all(|id| locks.contains(&format!("fluxus:lock:payment:{id}")))
+                .then_some(()))
+        }
+    })
+    .await;
 }
 
 /// Per nonce lane of the jobs' included transactions: nonces exactly 0..n-1, each used by one

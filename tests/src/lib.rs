@@ -24,7 +24,7 @@ use alloy::primitives::{Address, address};
 
 pub use api::{Api, Auth, Reply, text};
 pub use chain::{Chain, MemoTransferLog, TransferLog, parse_address, parse_b256};
-pub use checks::{assert_lanes_gapless, wait_submitted};
+pub use checks::{assert_lanes_gapless, wait_held, wait_submitted};
 pub use process::Signal;
 pub use proxy::{FaultProxy, ProxyControl, ProxyStats, ResetWhen, Trigger};
 pub use stack::{Stack, StackOpts, WorkerId, shared_stack, spawn_stack};

@@ -295,6 +295,26 @@ impl Stack {
         proc.stop(signal)
     }
 
+    /// Freezes a worker (SIGSTOP), as a long pause, a suspended VM or a stalled host would, or
+    /// (`frozen == false`) lets it go on (SIGCONT).
+    pub fn freeze_worker(&self, id: WorkerId, frozen: bool) {
+        let pid = self
+            .procs()
+            .workers
+            .get(&id)
+            .unwrap_or_else(|| panic!("no {id:?}"))
+            .pid();
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on a child process this stack started and has not reaped.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// Stops Redis with `signal` (SIGKILL: a crash; SIGTERM: a clean shutdown) and starts it
     /// again on the same port and directory; returns once it answers PING. Without
     /// [`StackOpts::redis_aof`] the restarted Redis is empty.

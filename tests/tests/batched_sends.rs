@@ -20,7 +20,7 @@ use alloy::sol_types::SolCall;
 use fluxus_tests::chain::quantity;
 use fluxus_tests::{
     ALPHA_USD, Api, Chain, PATH_USD, SENDER, Stack, StackOpts, checksummed, format_units6,
-    fresh_address, parse_b256, poll, random_hex, spawn_stack, text, wait_submitted,
+    fresh_address, parse_b256, poll, random_hex, spawn_stack, text, wait_held, wait_submitted,
 };
 use serde_json::{Value, json};
 
@@ -53,7 +53,7 @@ async fn a_reverting_transfer_fails_alone_and_the_rest_share_one_transaction() {
     .await;
     let mut ids: Vec<String> = good.iter().map(|(id, _, _)| id.clone()).collect();
     ids.push(bad_id.clone());
-    wait_held(&stack, &ids).await;
+    wait_held(&stack, &ids, Duration::from_secs(HELD_SECS)).await;
 
     let jobs = settle(&api, &chain, &ids).await;
     let bad = &jobs[4];
@@ -103,7 +103,7 @@ async fn a_shared_transaction_that_reverts_on_chain_is_retried_alone() {
     let (first, memo_a) = post(&api, to[0], &amount, "AlphaUSD", "RV").await;
     let (second, memo_b) = post(&api, to[1], &amount, "AlphaUSD", "RV").await;
     let ids = vec![first, second];
-    wait_held(&stack, &ids).await;
+    wait_held(&stack, &ids, Duration::from_secs(HELD_SECS)).await;
 
     // The lane frees; the two fit the balance together and leave in one transaction.
     chain.mine().await;
@@ -272,35 +272,6 @@ async fn post(api: &Api, to: Address, amount: &str, token: &str, label: &str) ->
     let (status, job) = api.send(&body, Some(&format!("{memo}-key"))).await;
     assert_eq!(status, 202, "{job}");
     (text(&job, "id").to_string(), memo)
-}
-
-/// Waits until the worker holds the lock of every payment in `ids`: each is in its hands,
-/// waiting for the busy lane, and nothing of them is signed yet.
-async fn wait_held(stack: &Stack, ids: &[String]) {
-    let store = stack.store();
-    let api = stack.api();
-    poll(
-        "the worker to hold every payment",
-        Duration::from_secs(HELD_SECS),
-        || {
-            let locks = store.keys("fluxus:lock:payment:*");
-            async {
-                let locks = locks?;
-                for id in ids {
-                    let job = api.job(id).await;
-                    assert_eq!(
-                        job["status"], "queued",
-                        "left before the lane was free: {job}"
-                    );
-                }
-                Ok(ids
-                    .iter()
-                    .all(|id| locks.contains(&format!("fluxus:lock:payment:{id}")))
-                    .then_some(()))
-            }
-        },
-    )
-    .await;
 }
 
 /// Mines a block per poll until every job has ended; the jobs in the order of `ids`.

@@ -48,6 +48,12 @@ pub struct Request {
 }
 
 impl Request {
+    /// The handler waiting for this payment is gone (apalis dropped it when its queue worker
+    /// restarted): the job is delivered again, and this copy of the record may be stale.
+    fn orphaned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
     fn goes_alone(&self) -> bool {
         self.alone || self.record.sends_next_alone()
     }
@@ -95,9 +101,13 @@ pub fn spawn_dispatcher(
                     None => return,
                 },
             };
+            if left_out_orphan(&first) {
+                continue;
+            }
             let mut batch = vec![first];
             while batch.len() < most && !batch[0].goes_alone() {
                 match requests.try_recv() {
+                    Ok(request) if left_out_orphan(&request) => {}
                     Ok(request) if request.goes_alone() => {
                         held = Some(request);
                         break;
@@ -110,6 +120,16 @@ pub fn spawn_dispatcher(
             tokio::spawn(async move { run(&state, &lane, batch).await });
         }
     })
+}
+
+/// Whether to leave the payment out because its handler is gone; says so.
+fn left_out_orphan(request: &Request) -> bool {
+    let orphaned = request.orphaned();
+    if orphaned {
+        let payment_id = &request.record.id;
+        info!(%payment_id, "payment left out: its job handler is gone and the job comes again");
+    }
+    orphaned
 }
 
 /// Drives one transaction on `lane` until every payment of `batch` is answered.
@@ -141,6 +161,7 @@ async fn run(state: &WorkerState, lane: &Lane, mut batch: Vec<Request>) {
                 for (request, (_, status)) in batch.iter_mut().zip(kept) {
                     request.record.attempts.pop();
                     request.record.status = status;
+                    request.record.version -= 1;
                 }
                 continue;
             }
@@ -323,6 +344,7 @@ async fn sign(
         });
         request.record.status = JobStatus::Submitted;
         request.record.updated_at_ms = now_ms();
+        request.record.version += 1;
     }
     Ok(attempt)
 }
@@ -336,6 +358,10 @@ async fn settle_all(state: &WorkerState, batch: Vec<Request>, fate: Fate) {
                 Ok(()) => send::save(state, &mut request.record).await,
                 Err(e) => Err(e),
             };
+            if let Err(e) = &result {
+                let payment_id = &request.record.id;
+                warn!(%payment_id, cause = %e, "outcome not written; the record says where it stands");
+            }
             if result.is_ok() {
                 send::finish(state, &request.record).await;
             }
@@ -412,6 +438,11 @@ fn without_lost(batch: Vec<Request>, lost: &[usize]) -> Vec<Request> {
     for (position, request) in batch.into_iter().enumerate() {
         if lost.contains(&position) {
             let id = request.record.id.clone();
+            warn!(
+                payment_id = %id,
+                "payment left out: another worker took it over or its record moved on; nothing \
+                 was sent for it"
+            );
             request.answer(Err(SendError::LockLost(id)));
         } else {
             kept.push(request);

@@ -90,13 +90,24 @@ pub async fn process(state: &WorkerState, payment_id: &str) -> Result<(), SendEr
         }
     }
 
-    let renewal = spawn_lock_renewal(state, payment_id);
+    // Dropped with this future too: a handler that apalis drops (its worker restarted) stops
+    // renewing, so its lock expires and the job's next delivery can take the payment.
+    let renewal = AbortOnDrop(spawn_lock_renewal(state, payment_id));
     let result = drive(state, payment_id).await;
-    renewal.abort();
+    drop(renewal);
     if let Err(e) = state.store.unlock_payment(payment_id, holder).await {
         warn!(payment_id, cause = %e, "could not release payment lock; it expires by itself");
     }
     result
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn spawn_lock_renewal(state: &WorkerState, payment_id: &str) -> tokio::task::JoinHandle<()> {
@@ -105,10 +116,14 @@ fn spawn_lock_renewal(state: &WorkerState, payment_id: &str) -> tokio::task::Joi
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(PAYMENT_LOCK_RENEW_MS)).await;
-            match store.lock_payment(&id, &holder, PAYMENT_LOCK_TTL_MS).await {
+            match store
+                .renew_payment_lock(&id, &holder, PAYMENT_LOCK_TTL_MS)
+                .await
+            {
                 Ok(true) => {}
-                // Every write checks the lock, so losing it only stops our writes.
-                Ok(false) => return warn!(payment_id = %id, "payment lock taken over"),
+                // Every write checks the lock, so losing it only stops our writes. It is never
+                // taken back: another worker may have finished the payment meanwhile.
+                Ok(false) => return warn!(payment_id = %id, "payment lock lost"),
                 Err(e) => warn!(payment_id = %id, cause = %e, "could not renew payment lock"),
             }
         }
@@ -141,9 +156,10 @@ async fn drive(state: &WorkerState, payment_id: &str) -> Result<(), SendError> {
     Ok(())
 }
 
-/// Saves the record under the payment lock.
+/// Saves the record under the payment lock, as the next version of the one read.
 pub(crate) async fn save(state: &WorkerState, record: &mut PaymentRecord) -> Result<(), SendError> {
     record.updated_at_ms = now_ms();
+    record.version += 1;
     if state.store.save_locked(record, &state.identity).await? {
         Ok(())
     } else {

@@ -120,6 +120,7 @@ impl Payment {
             reason: None,
             created_at_ms: now,
             updated_at_ms: now,
+            version: 0,
         }
     }
 }
