@@ -118,10 +118,18 @@ pub fn check(body: &[u8], rules: &[FieldRule]) -> Result<(), ProblemResponse> {
     }
     for rule in rules {
         match fields.get(rule.name) {
-            None | Some(Value::Null) if rule.required => {
+            None if rule.required => {
                 return Err(ProblemResponse::invalid_field(rule.name, "is required"));
             }
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            // A client whose variable is unset must not silently get the default (a token
+            // `null` would pay in pathUSD).
+            Some(Value::Null) => {
+                return Err(ProblemResponse::invalid_field(
+                    rule.name,
+                    "is null; give a JSON string, or leave the field out for its default",
+                ));
+            }
+            None | Some(Value::String(_)) => {}
             Some(_) if rule.name == "amount" => {
                 return Err(ProblemResponse::invalid_field(
                     "amount",
@@ -248,7 +256,15 @@ mod tests {
             field_of(r#"{"to":true,"amount":"1"}"#).as_deref(),
             Some("to")
         );
-        assert_eq!(field_of(r#"{"to":"0x1","amount":"1","memo":null}"#), None);
+        assert_eq!(field_of(r#"{"to":"0x1","amount":"1"}"#), None);
+        assert_eq!(
+            field_of(r#"{"to":"0x1","amount":"1","memo":null}"#).as_deref(),
+            Some("memo")
+        );
+        assert_eq!(
+            field_of(r#"{"to":"0x1","amount":"1","token":null}"#).as_deref(),
+            Some("token")
+        );
         assert_eq!(
             field_of(r#"{"to":"0x1","amount":"1","amount":"9"}"#).as_deref(),
             Some("amount")

@@ -207,7 +207,8 @@ async fn c06_bad_recipients_are_refused() {
     run(cases).await;
 }
 
-/// Unknown tokens, unknown fields and bodies that are not JSON.
+/// Unknown tokens, unknown fields, `null` fields (a token `null` must not mean the default
+/// token) and bodies that are not JSON.
 #[tokio::test]
 async fn malformed_requests_are_refused() {
     let mut malformed = Case::field("not JSON", "to", json!("unused"));
@@ -221,7 +222,17 @@ async fn malformed_requests_are_refused() {
     unknown.body = body.to_string();
     unknown.field = Some("amout");
 
+    let null = |key: &'static str| {
+        let mut case = Case::field(&format!("{key} null"), key, json!("unused"));
+        let mut body: Value = serde_json::from_str(&case.body).expect("json");
+        body[key] = Value::Null;
+        case.body = body.to_string();
+        case.mentioning("null")
+    };
     let cases = vec![
+        null("token"),
+        null("memo"),
+        null("amount"),
         Case::field("unknown token symbol", "token", json!("DOGE")),
         Case::field("token as a number", "token", json!(1)),
         Case::field("memo as a number", "memo", json!(102329716)),
