@@ -164,7 +164,7 @@ async fn a_shared_transaction_that_reverts_on_chain_is_retried_alone() {
         failed[0]
     );
     assert!(
-        text(failed[0], "reason").contains("would fail, nothing was sent"),
+        text(failed[0], "reason").contains("would fail, so it was not sent again"),
         "{}",
         failed[0]
     );

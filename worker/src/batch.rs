@@ -242,9 +242,15 @@ async fn precheck(state: &WorkerState, batch: Vec<Request>) -> Vec<Request> {
         };
         let record = &mut request.record;
         record.status = JobStatus::Failed;
-        record.reason = Some(format!(
-            "the transfer would fail, nothing was sent: {reason}"
-        ));
+        record.reason = Some(if record.attempts.is_empty() {
+            format!("the transfer would fail, nothing was sent: {reason}")
+        } else {
+            // Its earlier transactions moved nothing (a shared one reverted, say).
+            format!(
+                "the transfer would fail, so it was not sent again: {reason}; no tokens moved \
+                 (fees of its earlier attempts, listed in `attempts`, were charged)"
+            )
+        });
         let saved = send::save(state, record).await;
         if saved.is_ok() {
             info!(payment_id = %record.id, %reason, "payment failed before signing");
