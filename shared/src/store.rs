@@ -113,13 +113,16 @@ return 0
 /// the version the writer read: a worker that lost its lock (it stalled past the TTL and another
 /// took over), or that holds a stale copy, can no longer change the payment. All or none: KEYS
 /// are lock and record key pairs, ARGV the holder, then per record its JSON and the stored
-/// version it expects. Returns the 1-based pair numbers that failed (then nothing was written),
-/// or an empty list.
+/// version it expects. A record named twice fails the second time (two deliveries of one job
+/// must never ride one transaction). Returns the 1-based pair numbers that failed (then nothing
+/// was written), or an empty list.
 const SAVE_LOCKED_SCRIPT: &str = r#"
 local lost = {}
+local seen = {}
 for i = 1, #KEYS, 2 do
   local n = (i + 1) / 2
-  local fenced = redis.call('GET', KEYS[i]) == ARGV[1]
+  local fenced = not seen[KEYS[i + 1]] and redis.call('GET', KEYS[i]) == ARGV[1]
+  seen[KEYS[i + 1]] = true
   if fenced then
     local stored = redis.call('GET', KEYS[i + 1])
     fenced = stored and (cjson.decode(stored).version or 0) == tonumber(ARGV[2 * n + 1])

@@ -106,6 +106,15 @@ async fn a_shared_write_is_all_or_none_and_needs_every_lock_and_a_fresh_copy() {
         assert_eq!(stored_status(&store, r).await, JobStatus::Submitted);
     }
 
+    // Two deliveries of one payment in one shared write: refused, nothing written.
+    let twice = [
+        next(&submitted[0], JobStatus::Confirmed),
+        next(&submitted[0], JobStatus::Confirmed),
+    ];
+    let both: Vec<&PaymentRecord> = twice.iter().collect();
+    assert_eq!(store.save_all_locked(&both, HOLDER).await.unwrap(), vec![1]);
+    assert_eq!(stored_status(&store, &read[0]).await, JobStatus::Submitted);
+
     // A stale copy (the version read before that write) is refused, lock or not.
     let stale = next(&read[0], JobStatus::Queued);
     assert!(!store.save_locked(&stale, HOLDER).await.unwrap());
