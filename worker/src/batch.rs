@@ -248,7 +248,7 @@ async fn precheck(state: &WorkerState, batch: Vec<Request>) -> Vec<Request> {
             // Its earlier transactions moved nothing (a shared one reverted, say).
             format!(
                 "the transfer would fail, so it was not sent again: {reason}; no tokens moved \
-                 (fees of its earlier attempts, listed in `attempts`, were charged)"
+                 (a fee its earlier attempts were charged, if any, is in `fee`)"
             )
         });
         let saved = send::save(state, record).await;
