@@ -16,7 +16,7 @@ use alloy::{
     network::ReceiptResponse,
     primitives::{Address, B256, Bytes, U256},
     providers::{Provider, RootProvider},
-    rpc::types::{Filter, Log, TransactionRequest},
+    rpc::types::{BlockNumberOrTag, Filter, Log, TransactionRequest},
     sol_types::SolEvent,
     transports::{RpcError, TransportErrorKind},
 };
@@ -355,6 +355,20 @@ impl Chain {
         )?;
         logs.extend(incoming);
         Ok(logs)
+    }
+
+    /// The latest block's timestamp in Unix seconds: the chain's own clock. Every later block
+    /// carries a timestamp at least this high.
+    pub async fn latest_block_timestamp(&self) -> Result<u64, ChainError> {
+        let block = timed(
+            self.provider
+                .get_block_by_number(BlockNumberOrTag::Latest)
+                .into_future(),
+        )
+        .await?;
+        block
+            .map(|b| b.header.timestamp())
+            .ok_or_else(|| ChainError::Transient("the node has no latest block yet".into()))
     }
 
     /// A block's timestamp in Unix seconds.

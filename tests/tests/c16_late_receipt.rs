@@ -1,12 +1,19 @@
 //! C16, a receipt that comes late. The dev node runs with `--no-mining`, so the test decides
-//! when (and whether) the payment's transaction can land:
+//! when (and whether) the payment's transaction can land, and which time its block carries:
 //! (a) with 60 s of validity, nothing is mined for 20 s: the payment stays `submitted` with its
 //!     one transaction the whole time (never `failed`, never re-signed), then confirms with it;
-//! (b) with 6 s of validity, nothing is mined until the first transaction has expired: the
-//!     worker proves it dead and re-signs, the status is never `failed`; once mining resumes the
-//!     payment confirms exactly once, with its last attempt, every earlier attempt `dead`. Run
-//!     with one nonce lane (the replacement reuses the expired transaction's lane nonce, 25 %
-//!     higher fee) and with four (it moves to another lane). What the node's pool held is printed.
+//! (b) with 6 s of validity, nothing is mined until our clock is well past the transaction's
+//!     `valid_before`: the worker must still not re-sign, since no block says the chain's time
+//!     has passed it. Then one block is mined (stamped with the current time, which the expired
+//!     transaction cannot enter): the worker proves it dead and re-signs, the status is never
+//!     `failed`; once mining resumes the payment confirms exactly once, with its last attempt,
+//!     every earlier attempt `dead`. Run with one nonce lane (the replacement reuses the expired
+//!     transaction's lane nonce, 25 % higher fee) and with four (it moves to another lane).
+//!     What the node's pool held is printed;
+//! (c) the node's clock is behind ours: as in (b) nothing is mined until our clock is past
+//!     `valid_before`, then the next block is stamped one second before it. The stored
+//!     transaction lands in that block, and must be the only one: a worker that judged expiry
+//!     by its own clock re-signed on another lane meanwhile and paid twice.
 
 use std::time::{Duration, Instant};
 
@@ -26,9 +33,12 @@ const LONG_VALIDITY_SECS: u64 = 60;
 const LATE_RECEIPT_SECS: u64 = 20;
 /// (b): validity of a signed transaction (the product's minimum is 5).
 const SHORT_VALIDITY_SECS: u64 = 6;
-/// (b): until the first attempt is `dead` and a second one signed. The product needs about
-/// validity + 5 s clock-skew margin + one nonce check (2 s).
-const RESIGNED_SECS: u64 = 90;
+/// (b), (c): how far past `valid_before` our clock goes while no block is mined. Well beyond
+/// the worker's nonce check (every 12 receipt polls, about 2 s).
+const PAST_VALID_BEFORE_SECS: u64 = 8;
+/// (b): from the block past `valid_before` until the first attempt is `dead` and a second one
+/// signed (one nonce check, more when the node is slow).
+const RESIGNED_SECS: u64 = 60;
 /// From the moment mining resumes to `confirmed` (a replacement may itself expire first).
 const CONFIRM_AFTER_MINING_SECS: u64 = 120;
 
@@ -42,28 +52,7 @@ async fn c16a_late_receipt_is_waited_for() {
     let tx_hash = parse_b256(text(&submitted, "tx_hash"));
 
     // Nothing is mined for a while: the payment must wait with its one transaction.
-    let started = Instant::now();
-    let mut polls = 0;
-    while started.elapsed() < Duration::from_secs(LATE_RECEIPT_SECS) {
-        let job = api.job(&id).await;
-        assert_eq!(
-            job["status"], "submitted",
-            "while the receipt is late: {job}"
-        );
-        let attempts = job["attempts"].as_array().expect("attempts array");
-        assert_eq!(attempts.len(), 1, "re-signed while the tx was valid: {job}");
-        assert_eq!(attempts[0]["outcome"], "pending", "{job}");
-        assert!(
-            chain.receipt(tx_hash).await.is_none(),
-            "mined under --no-mining"
-        );
-        polls += 1;
-        tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
-    }
-    eprintln!(
-        "submitted for {:?} without a receipt ({polls} polls)",
-        started.elapsed()
-    );
+    hold_unresolved(&api, &chain, &id, tx_hash, unix_now() + LATE_RECEIPT_SECS).await;
 
     // The receipt arrives: confirmed with that transaction, paid once.
     chain.mine().await;
@@ -96,7 +85,23 @@ async fn stuck_transaction_is_replaced(lanes: Option<u32>) {
     let submitted = wait_submitted(&api, &chain, &id, Duration::from_secs(SUBMIT_SECS)).await;
     let first = parse_b256(text(&submitted, "tx_hash"));
 
-    // Nothing is mined: the first attempt expires, is proven dead and replaced.
+    // Our clock passes `valid_before` but no block does: nothing may be re-signed yet.
+    let valid_before = first_valid_before(&submitted);
+    hold_unresolved(
+        &api,
+        &chain,
+        &id,
+        first,
+        valid_before + PAST_VALID_BEFORE_SECS,
+    )
+    .await;
+
+    // A block stamped past `valid_before`: the first attempt is proven dead and replaced.
+    chain.mine().await;
+    assert!(
+        chain.receipt(first).await.is_none(),
+        "the expired transaction was mined"
+    );
     let resigned = poll(
         "a second attempt after the first was proven dead",
         Duration::from_secs(RESIGNED_SECS),
@@ -170,6 +175,91 @@ async fn stuck_transaction_is_replaced(lanes: Option<u32>) {
         pool_summary(&chain).await
     );
     stack.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c16c_node_clock_behind_ours_is_waited_for() {
+    let stack = stack(SHORT_VALIDITY_SECS, None).await;
+    let (api, chain) = (stack.api(), stack.chain());
+    let to = fresh_address();
+    let (id, memo) = send(&api, to, "c16c").await;
+    let submitted = wait_submitted(&api, &chain, &id, Duration::from_secs(SUBMIT_SECS)).await;
+    let tx_hash = parse_b256(text(&submitted, "tx_hash"));
+
+    // Our clock passes `valid_before`; the chain's has not, so the transaction is still valid.
+    let valid_before = first_valid_before(&submitted);
+    hold_unresolved(
+        &api,
+        &chain,
+        &id,
+        tx_hash,
+        valid_before + PAST_VALID_BEFORE_SECS,
+    )
+    .await;
+
+    // The node's next block is stamped one second before `valid_before`: the stored
+    // transaction lands, and nothing else for this payment can.
+    chain
+        .rpc("evm_setNextBlockTimestamp", json!([valid_before - 1]))
+        .await
+        .expect("evm_setNextBlockTimestamp");
+    chain.mine().await;
+    let confirmed = wait_confirmed(&api, &chain, &id, false).await;
+    eprintln!("[c16c] confirmed: {}", summary(&confirmed));
+    assert_eq!(confirmed["tx_hash"], submitted["tx_hash"], "{confirmed}");
+    let attempts = confirmed["attempts"].as_array().expect("attempts array");
+    assert_eq!(
+        attempts.len(),
+        1,
+        "re-signed while the tx was valid: {confirmed}"
+    );
+    assert_eq!(attempts[0]["outcome"], "included", "{confirmed}");
+    check_paid_once(&chain, to, &memo, tx_hash).await;
+    stack.assert_alive();
+}
+
+/// Until our clock reaches `until` (Unix seconds), with no block mined: the payment stays
+/// `submitted` with its one pending transaction `tx_hash`, which has no receipt.
+async fn hold_unresolved(api: &Api, chain: &Chain, id: &str, tx_hash: B256, until: u64) {
+    let started = Instant::now();
+    let mut polls = 0;
+    while unix_now() < until {
+        let job = api.job(id).await;
+        assert_eq!(
+            job["status"], "submitted",
+            "while the receipt is late: {job}"
+        );
+        let attempts = job["attempts"].as_array().expect("attempts array");
+        assert_eq!(attempts.len(), 1, "re-signed while the tx was valid: {job}");
+        assert_eq!(attempts[0]["outcome"], "pending", "{job}");
+        assert!(
+            chain.receipt(tx_hash).await.is_none(),
+            "mined under --no-mining"
+        );
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+    }
+    eprintln!(
+        "submitted for {:?} without a receipt ({polls} polls)",
+        started.elapsed()
+    );
+}
+
+/// The first attempt's `valid_before`, in Unix seconds.
+fn first_valid_before(job: &Value) -> u64 {
+    let text = job["attempts"][0]["valid_before"]
+        .as_str()
+        .unwrap_or_else(|| panic!("valid_before of the first attempt: {job}"));
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("valid_before {text:?}: {e}"));
+    u64::try_from(at.unix_timestamp()).expect("valid_before after 1970")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
 
 async fn stack(validity_secs: u64, lanes: Option<u32>) -> Stack {

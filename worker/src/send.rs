@@ -2,10 +2,11 @@
 //!
 //! The record in Redis is the state machine. A pending attempt (signed, stored, maybe
 //! broadcast) is always followed to its fate before anything new is signed: it is re-broadcast
-//! and watched until a receipt appears, or until it is provably dead (past `valid_before` with
-//! its lane nonce unchanged, or its nonce taken by another transaction). Only then is a new
-//! attempt signed, and it is stored before it is broadcast (by [`crate::batch`], which may put
-//! it in one transaction with other payments). Every record write checks that this worker still
+//! and watched until a receipt appears, or until it is provably dead: the chain holds a block
+//! stamped past its `valid_before` (the chain's clock decides, never ours) and no receipt, or
+//! its lane nonce was taken by another transaction. Only then is a new attempt signed, and it
+//! is stored before it is broadcast (by [`crate::batch`], which may put it in one transaction
+//! with other payments). Every record write checks that this worker still
 //! holds the payment's lock, so two workers can never both sign for it.
 
 use std::time::Duration;
@@ -27,8 +28,6 @@ const PAYMENT_LOCK_RENEW_MS: u64 = 3_000;
 pub(crate) const MAX_REFUSED_ATTEMPTS: usize = 3;
 /// A replacement bids at least this much more (percent) than the attempt it replaces.
 const FEE_BUMP_PERCENT: u64 = 25;
-/// Margin for the node's clock being behind ours when judging `valid_before` passed.
-const CLOCK_SKEW_SECS: u64 = 5;
 /// Receipt polls start fast (a dev node or a fast chain includes within milliseconds) and
 /// settle at [`RECEIPT_POLL_MS`]; a fixed 250 ms first wait capped throughput at ~4 per lane/s.
 const RECEIPT_POLL_STEPS_MS: [u64; 6] = [5, 10, 20, 50, 100, 200];
@@ -211,9 +210,13 @@ pub(crate) async fn follow(state: &WorkerState, attempt: &Attempt) -> Fate {
     }
 }
 
-/// Reads the lane nonce first and the receipt second, so a transaction included between the
-/// two reads is seen as included, never as dead.
+/// Reads the chain's clock (the latest block's timestamp) first, the lane nonce second and the
+/// receipt last, so a transaction included between the reads is seen as included, never as
+/// dead. Expiry is judged by the chain's clock only, never by ours: a worker whose clock runs
+/// ahead of the chain's (or a chain that stopped making blocks) would otherwise re-sign while
+/// the stored transaction can still be included, and a re-sign on another lane pays twice.
 async fn check_dead(state: &WorkerState, sender: Address, attempt: &Attempt) -> Option<Fate> {
+    let chain_time = state.chain.latest_block_timestamp().await.ok()?;
     let lane_nonce = state
         .chain
         .lane_nonce(sender, attempt.nonce_key)
@@ -224,8 +227,14 @@ async fn check_dead(state: &WorkerState, sender: Address, attempt: &Attempt) -> 
         return Some(Fate::Included(receipt));
     }
     let nonce_taken = lane_nonce > attempt.nonce;
-    let expired = now_ms() / 1000 >= attempt.valid_before + CLOCK_SKEW_SECS;
-    (nonce_taken || expired).then_some(Fate::Dead)
+    (nonce_taken || is_expired(chain_time, attempt.valid_before)).then_some(Fate::Dead)
+}
+
+/// Whether no block from now on can include a transaction signed with `valid_before`, given the
+/// latest block's timestamp. Strictly past it, so the rule holds whether the chain takes
+/// `valid_before` as the last valid second or the first invalid one.
+fn is_expired(latest_block_timestamp: u64, valid_before: u64) -> bool {
+    latest_block_timestamp > valid_before
 }
 
 /// Applies what became of the payment's current attempt to the record (in memory; the caller
@@ -333,5 +342,20 @@ where
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_expired;
+
+    #[test]
+    fn expiry_waits_for_a_block_stamped_past_valid_before() {
+        assert!(!is_expired(99, 100), "a block before valid_before");
+        assert!(
+            !is_expired(100, 100),
+            "a block at valid_before may still be the last valid one"
+        );
+        assert!(is_expired(101, 100));
     }
 }
