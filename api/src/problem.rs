@@ -137,7 +137,7 @@ impl ProblemResponse {
                 "unavailable",
                 "Service unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("{what} is unavailable; nothing was accepted, retry shortly"),
+                format!("{what} is unavailable; retry shortly"),
                 None,
             ),
             Some(UNAVAILABLE_RETRY_AFTER_SECS),

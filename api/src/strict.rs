@@ -190,6 +190,13 @@ fn is_json(req: &Request) -> bool {
     essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json"))
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 §11.1), as poem's extractor on the read routes takes it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// Checks a money-moving request in the order a client can act on: credentials, idempotency
 /// key, content type, size, then the body's fields.
 async fn guard(req: &mut Request, rules: &[FieldRule]) -> Result<(), Response> {
@@ -201,7 +208,7 @@ async fn guard(req: &mut Request, rules: &[FieldRule]) -> Result<(), Response> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     if !bearer.is_some_and(|token| key_matches(token, state.config.api_key.expose())) {
         return Err(ProblemResponse::unauthorized().into_response());
     }

@@ -29,7 +29,9 @@ pub enum AmountError {
     TooPrecise,
     #[error("must be greater than zero")]
     Zero,
-    #[error("is too large")]
+    #[error(
+        "is too large: at most 340282366920938463463374607431768.211455 (2^128 - 1 base units)"
+    )]
     TooLarge,
 }
 
@@ -128,6 +130,12 @@ mod tests {
             Amount::parse("99999999999999999999999999999999999999999"),
             Err(AmountError::TooLarge)
         );
+        let most = format_base_units(u128::MAX);
+        assert!(
+            AmountError::TooLarge.to_string().contains(&most),
+            "the message names the limit {most}"
+        );
+        assert_eq!(Amount::parse(&most).map(|a| a.base_units()), Ok(u128::MAX));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Auth {
     Missing,
     /// A well-formed bearer header with a key the API was not given.
     Wrong,
+    /// The stack's key under the scheme spelled `bearer` (schemes are case-insensitive).
+    LowercaseScheme,
 }
 
 /// One HTTP answer, kept whole so a failed assertion can print it.
@@ -215,6 +217,9 @@ impl Api {
         request = match auth {
             Auth::Bearer => request.bearer_auth(&self.key),
             Auth::Wrong => request.bearer_auth(format!("{}x", self.key)),
+            Auth::LowercaseScheme => {
+                request.header("Authorization", format!("bearer {}", self.key))
+            }
             Auth::Missing => request,
         };
         if let Some(key) = idempotency_key {

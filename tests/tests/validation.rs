@@ -154,6 +154,14 @@ async fn c01_c02_bad_amounts_are_refused() {
     ));
     cases.push(Case::field("amount as JSON number 1", "amount", json!(1)));
     cases.push(Case::field("amount missing", "amount", Value::Null));
+    cases.push(
+        Case::field(
+            "amount above 2^128 - 1 base units",
+            "amount",
+            json!("340282366920938463463374607431768.211456"),
+        )
+        .mentioning("at most 340282366920938463463374607431768.211455"),
+    );
     run(cases).await;
 }
 
@@ -262,6 +270,29 @@ async fn missing_or_wrong_bearer_is_401() {
     })
     .collect();
     run(cases).await;
+}
+
+/// The bearer scheme is case-insensitive (RFC 9110): `bearer <key>` sends and reads a job.
+#[tokio::test]
+async fn lowercase_bearer_scheme_is_accepted() {
+    let _turn = SERIAL.lock().await;
+    let stack = stack();
+    let _logs = stack.logs_on_panic();
+    let api = stack.api();
+    let body = json!({"to": checksummed(fresh_address()), "amount": "0.01"}).to_string();
+    let key = format!("lowercase-{}", random_hex(8));
+    let reply = api
+        .post_raw("/api/v1/send", body, Some(&key), Auth::LowercaseScheme)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let location = reply.header("Location").expect("Location").to_string();
+    let read = reqwest::Client::new()
+        .get(format!("{}{location}", stack.api_url()))
+        .header("Authorization", format!("bearer {}", stack.api_key))
+        .send()
+        .await
+        .expect("GET the job");
+    assert_eq!(read.status(), 200, "GET {location} with `bearer`");
 }
 
 /// An unknown job id is a 404 problem; reading a job needs the bearer key too.
