@@ -12,6 +12,7 @@ use std::sync::Arc;
 use poem::{
     Body, Endpoint, IntoResponse, Request, Response,
     http::{Method, header},
+    web::headers::{Authorization, HeaderMapExt, authorization::Bearer},
 };
 use serde::{
     Deserialize, Deserializer,
@@ -190,13 +191,6 @@ fn is_json(req: &Request) -> bool {
     essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json"))
 }
 
-/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
-/// (RFC 9110 §11.1), as poem's extractor on the read routes takes it.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
-}
-
 /// Checks a money-moving request in the order a client can act on: credentials, idempotency
 /// key, content type, size, then the body's fields.
 async fn guard(req: &mut Request, rules: &[FieldRule]) -> Result<(), Response> {
@@ -204,12 +198,10 @@ async fn guard(req: &mut Request, rules: &[FieldRule]) -> Result<(), Response> {
         .data::<Arc<AppState>>()
         .cloned()
         .expect("state is attached");
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
-    if !bearer.is_some_and(|token| key_matches(token, state.config.api_key.expose())) {
+    // The same decoder as poem-openapi's bearer extractor on the read routes (the scheme in
+    // any case, RFC 9110 §11.1), so both kinds of route take the same headers.
+    let bearer = req.headers().typed_get::<Authorization<Bearer>>();
+    if !bearer.is_some_and(|b| key_matches(b.token(), state.config.api_key.expose())) {
         return Err(ProblemResponse::unauthorized().into_response());
     }
     check_idempotency_headers(req).map_err(IntoResponse::into_response)?;

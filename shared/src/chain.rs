@@ -360,25 +360,18 @@ impl Chain {
     /// The latest block's timestamp in Unix seconds: the chain's own clock. Every later block
     /// carries a timestamp at least this high.
     pub async fn latest_block_timestamp(&self) -> Result<u64, ChainError> {
-        let block = timed(
-            self.provider
-                .get_block_by_number(BlockNumberOrTag::Latest)
-                .into_future(),
-        )
-        .await?;
-        block
-            .map(|b| b.header.timestamp())
+        self.timestamp_of(BlockNumberOrTag::Latest)
+            .await?
             .ok_or_else(|| ChainError::Transient("the node has no latest block yet".into()))
     }
 
     /// A block's timestamp in Unix seconds.
     pub async fn block_timestamp(&self, number: u64) -> Result<Option<u64>, ChainError> {
-        let block = timed(
-            self.provider
-                .get_block_by_number(number.into())
-                .into_future(),
-        )
-        .await?;
+        self.timestamp_of(number.into()).await
+    }
+
+    async fn timestamp_of(&self, block: BlockNumberOrTag) -> Result<Option<u64>, ChainError> {
+        let block = timed(self.provider.get_block_by_number(block).into_future()).await?;
         Ok(block.map(|b| b.header.timestamp()))
     }
 }

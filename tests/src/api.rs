@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{
+    RequestBuilder,
+    header::{CONTENT_TYPE, HeaderMap},
+};
 use serde_json::Value;
 
 use crate::wait::{POLL_INTERVAL_MS, poll};
@@ -214,14 +217,7 @@ impl Api {
             .post(format!("{}{path}", self.base))
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        request = match auth {
-            Auth::Bearer => request.bearer_auth(&self.key),
-            Auth::Wrong => request.bearer_auth(format!("{}x", self.key)),
-            Auth::LowercaseScheme => {
-                request.header("Authorization", format!("bearer {}", self.key))
-            }
-            Auth::Missing => request,
-        };
+        request = self.authorize(request, auth);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
@@ -230,19 +226,37 @@ impl Api {
             .unwrap_or_else(|err| panic!("POST {path}: {err:#}"))
     }
 
+    /// Adds the `Authorization` header `auth` stands for.
+    fn authorize(&self, request: RequestBuilder, auth: Auth) -> RequestBuilder {
+        match auth {
+            Auth::Bearer => request.bearer_auth(&self.key),
+            Auth::Wrong => request.bearer_auth(format!("{}x", self.key)),
+            Auth::LowercaseScheme => {
+                request.header("Authorization", format!("bearer {}", self.key))
+            }
+            Auth::Missing => request,
+        }
+    }
+
     /// GET with the bearer key.
     pub async fn get(&self, path: &str) -> Reply {
-        self.try_get(path)
+        self.get_as(path, Auth::Bearer).await
+    }
+
+    /// GET with the `Authorization` header `auth` stands for.
+    pub async fn get_as(&self, path: &str, auth: Auth) -> Reply {
+        self.try_get_as(path, auth)
             .await
             .unwrap_or_else(|err| panic!("GET {path}: {err:#}"))
     }
 
     /// GET with the bearer key; transport errors as `Err` (for polls).
     pub async fn try_get(&self, path: &str) -> anyhow::Result<Reply> {
-        let request = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
+        self.try_get_as(path, Auth::Bearer).await
+    }
+
+    async fn try_get_as(&self, path: &str, auth: Auth) -> anyhow::Result<Reply> {
+        let request = self.authorize(self.http.get(format!("{}{path}", self.base)), auth);
         Self::reply(request, path).await
     }
 
@@ -352,7 +366,7 @@ impl Api {
             .expect_status(200)
     }
 
-    async fn reply(request: reqwest::RequestBuilder, path: &str) -> anyhow::Result<Reply> {
+    async fn reply(request: RequestBuilder, path: &str) -> anyhow::Result<Reply> {
         let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();

@@ -86,15 +86,7 @@ async fn stuck_transaction_is_replaced(lanes: Option<u32>) {
     let first = parse_b256(text(&submitted, "tx_hash"));
 
     // Our clock passes `valid_before` but no block does: nothing may be re-signed yet.
-    let valid_before = first_valid_before(&submitted);
-    hold_unresolved(
-        &api,
-        &chain,
-        &id,
-        first,
-        valid_before + PAST_VALID_BEFORE_SECS,
-    )
-    .await;
+    hold_past_valid_before(&api, &chain, &id, &submitted).await;
 
     // A block stamped past `valid_before`: the first attempt is proven dead and replaced.
     chain.mine().await;
@@ -187,15 +179,7 @@ async fn c16c_node_clock_behind_ours_is_waited_for() {
     let tx_hash = parse_b256(text(&submitted, "tx_hash"));
 
     // Our clock passes `valid_before`; the chain's has not, so the transaction is still valid.
-    let valid_before = first_valid_before(&submitted);
-    hold_unresolved(
-        &api,
-        &chain,
-        &id,
-        tx_hash,
-        valid_before + PAST_VALID_BEFORE_SECS,
-    )
-    .await;
+    let valid_before = hold_past_valid_before(&api, &chain, &id, &submitted).await;
 
     // The node's next block is stamped one second before `valid_before`: the stored
     // transaction lands, and nothing else for this payment can.
@@ -245,14 +229,25 @@ async fn hold_unresolved(api: &Api, chain: &Chain, id: &str, tx_hash: B256, unti
     );
 }
 
-/// The first attempt's `valid_before`, in Unix seconds.
-fn first_valid_before(job: &Value) -> u64 {
-    let text = job["attempts"][0]["valid_before"]
+/// [`hold_unresolved`] until our clock is [`PAST_VALID_BEFORE_SECS`] past the `valid_before`
+/// of the `submitted` job's one transaction; that `valid_before`, in Unix seconds.
+async fn hold_past_valid_before(api: &Api, chain: &Chain, id: &str, submitted: &Value) -> u64 {
+    let stamp = submitted["attempts"][0]["valid_before"]
         .as_str()
-        .unwrap_or_else(|| panic!("valid_before of the first attempt: {job}"));
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("valid_before {text:?}: {e}"));
-    u64::try_from(at.unix_timestamp()).expect("valid_before after 1970")
+        .unwrap_or_else(|| panic!("valid_before of the first attempt: {submitted}"));
+    let at = time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("valid_before {stamp:?}: {e}"));
+    let valid_before = u64::try_from(at.unix_timestamp()).expect("valid_before after 1970");
+    let tx_hash = parse_b256(text(submitted, "tx_hash"));
+    hold_unresolved(
+        api,
+        chain,
+        id,
+        tx_hash,
+        valid_before + PAST_VALID_BEFORE_SECS,
+    )
+    .await;
+    valid_before
 }
 
 fn unix_now() -> u64 {

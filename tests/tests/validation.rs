@@ -286,13 +286,12 @@ async fn lowercase_bearer_scheme_is_accepted() {
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     let location = reply.header("Location").expect("Location").to_string();
-    let read = reqwest::Client::new()
-        .get(format!("{}{location}", stack.api_url()))
-        .header("Authorization", format!("bearer {}", stack.api_key))
-        .send()
-        .await
-        .expect("GET the job");
-    assert_eq!(read.status(), 200, "GET {location} with `bearer`");
+    let read = api.get_as(&location, Auth::LowercaseScheme).await;
+    assert_eq!(
+        read.status, 200,
+        "GET {location} with `bearer`: {}",
+        read.text
+    );
 }
 
 /// An unknown job id is a 404 problem; reading a job needs the bearer key too.
